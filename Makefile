@@ -1,0 +1,31 @@
+# lmdistill: `make demo` and `make test` work on a fresh clone with nothing installed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= $(abspath ../shared/data)
+export LMDISTILL_DATA ?= $(DATA)
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_VERBOSITY ?= error
+export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: venv demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q torch==2.13.0 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q -e '.[test,sre]' 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import lmdistill, torch, transformers, accelerate"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) -m lmdistill demo --data-dir $(LMDISTILL_DATA)
+
+test: venv
+	$(PY) -m pytest -q -x --durations=15
+
+clean:
+	rm -rf $(VENV) runs

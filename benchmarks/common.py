@@ -1,0 +1,33 @@
+"""Shared helpers of the benchmark scripts: each writes one JSON file under results/ with the
+exact command that produced it, the machine it ran on and its figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    import torch
+
+    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def write_result(name: str, figures: dict, command: str | None = None) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    cmd = command or " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    rec = {"name": name, "command": cmd, "date": time.strftime("%Y-%m-%d %H:%M"),
+           "machine": machine(), **figures}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(rec, indent=2))
+    print(f"wrote {path}")
+    return path

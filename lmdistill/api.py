@@ -1,0 +1,167 @@
+"""The Python API behind every CLI command: ``finetune``, ``evaluate`` (and, from the
+distillation modules, ``distill``). The CLI only parses arguments and calls these.
+
+A run directory holds::
+
+    config.yaml      the resolved config (a resume must match it)
+    metrics.jsonl    training and evaluation records, one JSON object per line
+    checkpoints/     atomic resumable checkpoints (see lmdistill.train.checkpoint)
+    model/           the best model so far: HF save_pretrained folder + tokenizer
+    metrics.json     final metrics of the best model on the eval split
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import config as C
+from .data.collate import Encoded, encode
+from .data.tasks import Task, get_task
+from .errors import DataError, ModelError
+from .models import hub
+from .train.callbacks import BestModel, EarlyStopping, JsonlLogger, ProgressBar, TensorBoard
+from .train.loop import Trainer, make_accelerator
+from .train.predict import predict, to_predictions
+
+
+# ------------------------------------------------------------------ data helpers
+def load_task(data: C.DataConfig) -> Task:
+    generic = {}
+    if data.text_a:
+        generic = dict(text_a=data.text_a, text_b=data.text_b, label=data.label,
+                       label_names=data.label_names, regression=data.regression,
+                       dev_path=data.dev_path)
+    return get_task(data.task, data_dir=data.data_dir, **generic)
+
+
+def load_encoded(task: Task, split: str, tokenizer, max_length: int, limit: int | None = None,
+                 seed: int = 0) -> Encoded:
+    examples = task.load(split, limit=limit, seed=seed)
+    if not examples:
+        raise DataError(f"task '{task.name}' split '{split}' has no examples")
+    return encode(examples, tokenizer, max_length)
+
+
+def check_tokenizer(model, tokenizer, ref: str) -> None:
+    """A tokenizer whose ids exceed the model's embedding table is the wrong tokenizer."""
+    vocab = getattr(model.config, "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
+        raise ModelError(f"tokenizer of '{ref}' has {len(tokenizer)} tokens but the model's "
+                         f"vocabulary has {vocab}: tokenizer and model do not match")
+
+
+def metric_mode(metric: str) -> str:
+    return "min" if metric in ("loss", "mse", "mae") else "max"
+
+
+def task_metrics(task: Task, logits: np.ndarray, enc: Encoded) -> dict:
+    if any(lab is None for lab in enc.labels):
+        raise DataError(f"task '{task.name}': the evaluation split has no labels")
+    preds = to_predictions(logits, task.is_regression)
+    return task.compute_metrics(preds, np.asarray(enc.labels))
+
+
+def standard_callbacks(out: Path, cfg: C.TrainConfig, primary: str, desc: str) -> list:
+    cbs = [ProgressBar(desc), JsonlLogger(out / "metrics.jsonl", cfg.log_every),
+           TensorBoard(out / "tensorboard"), BestModel(out / "model", primary, metric_mode(primary))]
+    if cfg.early_stopping_patience:
+        cbs.append(EarlyStopping(primary, cfg.early_stopping_patience, metric_mode(primary)))
+    return cbs
+
+
+def best_callback(trainer: Trainer) -> BestModel:
+    return next(cb for cb in trainer.callbacks if isinstance(cb, BestModel))
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ finetune
+def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
+    """Fine-tune ``cfg.model.name`` on ``cfg.data.task``; returns the final metrics."""
+    from accelerate.utils import set_seed
+
+    from .methods.finetune import SupervisedObjective
+
+    t0 = time.time()
+    out = Path(cfg.output_dir)
+    task = load_task(cfg.data)
+    accelerator = make_accelerator()
+    set_seed(cfg.train.seed)
+    tokenizer = hub.load_tokenizer(cfg.model.name, cfg.model.trust_remote_code)
+    train = load_encoded(task, cfg.data.train_split, tokenizer, cfg.data.max_length,
+                         cfg.data.limit, cfg.train.seed)
+    dev = load_encoded(task, cfg.data.eval_split, tokenizer, cfg.data.max_length,
+                       cfg.data.eval_limit, cfg.train.seed)
+    model = hub.load_classifier(cfg.model.name, task.num_labels, task.label_names,
+                                cfg.model.trust_remote_code)
+    check_tokenizer(model, tokenizer, cfg.model.name)
+    objective = SupervisedObjective(model, task.is_regression, tokenizer)
+
+    def evaluate(trainer: Trainer) -> dict:
+        trainer.model.eval()
+        logits = predict(trainer.unwrapped.predict, dev, cfg.train.eval_batch_size,
+                         trainer.accelerator)
+        return task_metrics(task, logits, dev)
+
+    trainer = Trainer(objective, train, cfg.train, out, evaluate,
+                      standard_callbacks(out, cfg.train, task.primary_metric, "finetune"),
+                      resume=resume, config_yaml=C.to_yaml(cfg), accelerator=accelerator)
+    fit = trainer.fit()
+    best = best_callback(trainer)
+    result = {
+        "task": task.name, "split": cfg.data.eval_split, "model": cfg.model.name,
+        "best_step": best.best_step, **_best_metrics(out, trainer),
+        "train_examples": len(train), "steps": fit["step"],
+        "examples_seen": fit["examples_seen"], "world_size": fit["world_size"],
+        "train_seconds": fit["train_seconds"],
+        "train_examples_per_s": fit["train_examples_per_s"],
+        "wall_seconds": round(time.time() - t0, 1),
+    }
+    if trainer.is_main:
+        write_json(out / "metrics.json", result)
+    return result
+
+
+def _best_metrics(out: Path, trainer: Trainer) -> dict:
+    """Metrics of the best evaluation, read from the log (exact, no re-evaluation)."""
+    best = best_callback(trainer)
+    log = out / "metrics.jsonl"
+    recs = []
+    if log.exists():
+        recs = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    evals = [r for r in recs if r.get("type") == "eval" and r["step"] == best.best_step]
+    if evals:
+        return {k: v for k, v in evals[-1].items() if k not in ("type", "step", "epoch")}
+    return dict(getattr(trainer, "last_metrics", {}))
+
+
+# ------------------------------------------------------------------ evaluate
+def evaluate(model: str, task: str, split: str = "dev", data_dir: str | None = None,
+             limit: int | None = None, batch_size: int = 128, max_length: int = 128,
+             trust_remote_code: bool = False, progress: bool = True) -> dict:
+    """Evaluate a saved model (folder, alias or hub name) on a task split."""
+    t = get_task(task, data_dir=data_dir)
+    tokenizer = hub.load_tokenizer(model, trust_remote_code)
+    m = hub.load_classifier(model, t.num_labels, t.label_names, trust_remote_code)
+    check_tokenizer(m, tokenizer, model)
+    m.eval()
+    enc = load_encoded(t, split, tokenizer, max_length, limit)
+    accelerator = make_accelerator()
+    from .methods.finetune import model_inputs
+
+    t0 = time.time()
+    logits = predict(lambda b: m(**model_inputs(b)).logits, enc, batch_size, accelerator,
+                     progress=progress, desc="evaluate")
+    secs = time.time() - t0
+    metrics = task_metrics(t, logits, enc)
+    return {"task": t.name, "split": split, "model": model, "examples": len(enc), **metrics,
+            "seconds": round(secs, 2)}

@@ -1,0 +1,120 @@
+"""``lmdistill`` command line: a thin layer that builds a config and calls ``lmdistill.api``.
+
+Every config field is reachable with ``-o section.field=value`` (repeatable); the common ones
+also have their own flags. Errors from bad input print as one line (exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Optional
+
+import typer
+
+from . import config as C
+from .errors import LmdistillError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Distill large pretrained language models into small, fast ones.")
+
+OVERRIDE = typer.Option(None, "-o", "--set", help="override a config field: section.field=value")
+CONFIG = typer.Option(None, "--config", "-c", help="YAML config file")
+
+
+def _flags(**kw) -> dict:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+@app.command()
+def finetune(
+    task: Optional[str] = typer.Option(None, help="task name or data file"),
+    model: Optional[str] = typer.Option(None, help="alias, local folder or hub name"),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "--out"),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    limit: Optional[int] = typer.Option(None, help="seeded subset of the train split"),
+    eval_limit: Optional[int] = typer.Option(None),
+    epochs: Optional[float] = typer.Option(None),
+    max_steps: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    resume: bool = typer.Option(False, help="continue from the last good checkpoint"),
+    config: Optional[str] = CONFIG,
+    override: Optional[list[str]] = OVERRIDE,
+):
+    """Fine-tune a model (e.g. a teacher) on a task."""
+    from . import api
+
+    flags = _flags(**{"data.task": task, "model.name": model, "output_dir": output_dir,
+                      "data.data_dir": data_dir, "data.limit": limit,
+                      "data.eval_limit": eval_limit, "train.epochs": epochs,
+                      "train.max_steps": max_steps, "train.batch_size": batch_size,
+                      "train.lr": lr, "train.seed": seed})
+    cfg = C.build(C.FinetuneConfig, config, {**flags, **dict(map(C.parse_override,
+                                                                  override or []))})
+    result = api.finetune(cfg, resume=resume)
+    _print_result(result)
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Argument(..., help="saved model folder, alias or hub name"),
+    task: str = typer.Option(..., help="task name"),
+    split: str = typer.Option("dev"),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    limit: Optional[int] = typer.Option(None),
+    batch_size: int = typer.Option(128),
+    max_length: int = typer.Option(128),
+    output: Optional[str] = typer.Option(None, help="also write the metrics to this JSON file"),
+):
+    """Evaluate a saved model on a task split."""
+    from . import api
+
+    result = api.evaluate(model, task, split, data_dir, limit, batch_size, max_length)
+    if output:
+        api.write_json(__import__("pathlib").Path(output), result)
+    _print_result(result)
+
+
+@app.command()
+def demo(
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    output_dir: str = typer.Option("runs/demo", "--output-dir", "--out"),
+    train_limit: int = typer.Option(4000, help="SST-2 training examples for the teacher"),
+    resume: bool = typer.Option(False),
+):
+    """The main job end to end on real data and real weights (see lmdistill.demo)."""
+    from . import demo as demo_mod
+
+    demo_mod.run(data_dir=data_dir, out=output_dir, train_limit=train_limit, resume=resume)
+
+
+def _print_result(result: dict) -> None:
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        typer.echo(json.dumps(result, indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+    except LmdistillError as e:
+        typer.secho(f"error: {e}", err=True, fg="red")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted; resume with --resume", err=True)
+        sys.exit(130)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Typed run configuration: pydantic models, YAML in and out, CLI overrides.
+
+Every field of every run config can be set three ways, later winning:
+the model defaults < a YAML file (``--config run.yaml``) < ``-o section.field=value`` on the
+command line (values parsed as YAML, so ``-o train.lr=3e-5`` is a float and
+``-o kd.layers='[[1,2],[2,4]]'`` a list). The resolved config is written as ``config.yaml``
+beside each run's outputs, and a resume refuses to continue under a different one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class DataConfig(Strict):
+    task: str = "sst2"
+    data_dir: str | None = Field(None, description="default: $LMDISTILL_DATA")
+    train_split: str = "train"
+    eval_split: str = "dev"
+    limit: int | None = Field(None, description="use a seeded subset of this many train rows")
+    eval_limit: int | None = None
+    max_length: int = 128
+    # generic file tasks (task = a path): column names and options
+    text_a: str | None = None
+    text_b: str | None = None
+    label: str = "label"
+    label_names: list[str] | None = None
+    regression: bool = False
+    dev_path: str | None = None
+
+
+class ModelConfig(Strict):
+    name: str = "minilm-l6"
+    trust_remote_code: bool = False
+
+
+class TrainConfig(Strict):
+    epochs: float = 3.0
+    max_steps: int | None = Field(None, description="stop after this many optimizer steps")
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    schedule: Literal["linear", "constant", "cosine"] = "linear"
+    max_grad_norm: float | None = 1.0
+    grad_accum: int = 1
+    seed: int = 42
+    eval_every: int | None = Field(None, description="evaluate every N steps (and at the end)")
+    save_every: int | None = Field(None, description="checkpoint every N steps (and at evals)")
+    keep_checkpoints: int = 2
+    early_stopping_patience: int | None = None
+    log_every: int = 10
+    pool_factor: int = 50
+    num_threads: int | None = None
+    progress: bool = True
+
+
+class FinetuneConfig(Strict):
+    kind: Literal["finetune"] = "finetune"
+    output_dir: str = "runs/finetune"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def set_path(d: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    cur = d
+    for k in keys[:-1]:
+        nxt = cur.get(k)
+        if nxt is None:
+            nxt = cur[k] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override '{dotted}': '{k}' is not a section")
+        cur = nxt
+    cur[keys[-1]] = value
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' is not of the form section.field=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def build(cls: type[Strict], yaml_path: str | Path | None = None,
+          overrides: list[str] | dict[str, Any] | None = None) -> Strict:
+    """Defaults < YAML file < overrides (``["train.lr=3e-5", ...]`` or a dotted dict)."""
+    data: dict = {}
+    if yaml_path:
+        p = Path(yaml_path)
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist")
+        data = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} is not a mapping")
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
+    for k, v in items:
+        set_path(data, k, v)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"config field '{loc}': {err['msg']}") from e
+
+
+def to_yaml(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def save(cfg: BaseModel, path: str | Path) -> None:
+    Path(path).write_text(to_yaml(cfg))

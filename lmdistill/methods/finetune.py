@@ -1,0 +1,40 @@
+"""Plain supervised fine-tuning: the objective of ``lmdistill finetune`` (and the no-KD
+baseline of every distillation table)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..losses import hard_ce_loss
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def model_inputs(batch: dict) -> dict:
+    return {k: batch[k] for k in MODEL_INPUTS if k in batch}
+
+
+class SupervisedObjective(torch.nn.Module):
+    """Cross-entropy on the gold labels (MSE for regression)."""
+
+    def __init__(self, model: torch.nn.Module, regression: bool = False, tokenizer=None):
+        super().__init__()
+        self.model = model
+        self.regression = regression
+        self.tokenizer = tokenizer  # not a module: saved with the export, never trained
+
+    def forward(self, batch: dict) -> dict:
+        logits = self.model(**model_inputs(batch)).logits
+        if self.regression:
+            loss = torch.nn.functional.mse_loss(logits.squeeze(-1), batch["labels"].float())
+        else:
+            loss = hard_ce_loss(logits, batch["labels"])
+        return {"loss": loss}
+
+    def predict(self, batch: dict) -> torch.Tensor:
+        return self.model(**model_inputs(batch)).logits
+
+    def save_pretrained(self, out_dir) -> None:
+        self.model.save_pretrained(out_dir)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(out_dir)

