@@ -100,7 +100,7 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
     train = load_encoded(task, cfg.data.train_split, tokenizer, cfg.data.max_length,
                          cfg.data.limit, cfg.train.seed)
     dev = load_encoded(task, cfg.data.eval_split, tokenizer, cfg.data.max_length,
-                       cfg.data.eval_limit, cfg.train.seed)
+                       cfg.data.eval_limit)  # eval subsets use a fixed seed: comparable runs
     model = hub.load_classifier(cfg.model.name, task.num_labels, task.label_names,
                                 cfg.model.trust_remote_code)
     check_tokenizer(model, tokenizer, cfg.model.name)
