@@ -59,6 +59,46 @@ def finetune(
 
 
 @app.command()
+def distill(
+    task: Optional[str] = typer.Option(None, help="task name or data file"),
+    teacher: Optional[list[str]] = typer.Option(None, help="fine-tuned teacher(s); repeat for several"),
+    strategy: Optional[str] = typer.Option(None, help="multi-teacher weighting: uniform, "
+                                           "confidence, entropy, gold, fixed"),
+    student: Optional[str] = typer.Option(None, help="subset | smaller | shared | bilstm | pretrained"),
+    student_layers: Optional[int] = typer.Option(None, "--layers", help="student depth"),
+    features: Optional[str] = typer.Option(None, help="intermediate KD: comma list of hidden,"
+                                           "attention,value_relation,cosine"),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "--out"),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    limit: Optional[int] = typer.Option(None),
+    eval_limit: Optional[int] = typer.Option(None),
+    epochs: Optional[float] = typer.Option(None),
+    max_steps: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    resume: bool = typer.Option(False),
+    config: Optional[str] = CONFIG,
+    override: Optional[list[str]] = OVERRIDE,
+):
+    """Distil teacher(s) into a student (logit, intermediate-layer, multi-teacher KD)."""
+    from .methods.kd.run import distill as run
+
+    t = list(teacher or [])
+    flags = _flags(**{"data.task": task, "teacher.name": t[0] if t else None,
+                      "teacher.names": t[1:] or None, "teacher.strategy": strategy,
+                      "student.kind": student, "student.num_layers": student_layers,
+                      "kd.features": features.split(",") if features else None,
+                      "output_dir": output_dir, "data.data_dir": data_dir, "data.limit": limit,
+                      "data.eval_limit": eval_limit, "train.epochs": epochs,
+                      "train.max_steps": max_steps, "train.batch_size": batch_size,
+                      "train.lr": lr, "train.seed": seed})
+    cfg = C.build(C.DistillConfig, config, {**flags, **dict(map(C.parse_override,
+                                                                 override or []))})
+    _print_result(run(cfg, resume=resume))
+
+
+@app.command()
 def evaluate(
     model: str = typer.Argument(..., help="saved model folder, alias or hub name"),
     task: str = typer.Option(..., help="task name"),

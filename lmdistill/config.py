@@ -74,6 +74,64 @@ class FinetuneConfig(Strict):
     train: TrainConfig = TrainConfig()
 
 
+Schedulable = float | str | dict
+
+
+class TeacherConfig(Strict):
+    name: str | None = Field(None, description="a fine-tuned teacher (folder/alias/hub name)")
+    names: list[str] = Field(default_factory=list, description="several teachers")
+    strategy: Literal["uniform", "confidence", "entropy", "gold", "fixed"] = "uniform"
+    fixed_weights: list[float] | None = None
+    sharpness: float = 1.0
+    cache: bool = Field(True, description="compute teacher outputs once, store on disk")
+    cache_dir: str | None = Field(None, description="default: $LMDISTILL_CACHE/teacher")
+    logits_file: str | None = Field(None, description=".npy / JSONL of precomputed logits")
+    batch_size: int = 128
+    trust_remote_code: bool = False
+
+    @property
+    def all_names(self) -> list[str]:
+        return ([self.name] if self.name else []) + list(self.names)
+
+
+class StudentConfig(Strict):
+    kind: Literal["subset", "smaller", "shared", "bilstm", "pretrained"] = "subset"
+    base: str | None = Field(None, description="model the student is built from "
+                                               "(default: the first teacher)")
+    layers: list[int] | None = Field(None, description="subset: teacher layers to keep (0-based)")
+    num_layers: int = 3
+    hidden: int | None = None
+    heads: int | None = None
+    intermediate: int | None = None
+    init: Literal["teacher", "random"] = "teacher"
+    num_unique: int = 1
+    lstm_hidden: int = 300
+    mlp_hidden: int = 400
+
+
+class KDConfig(Strict):
+    alpha: Schedulable = Field(0.5, description="weight of the soft loss; 1-alpha on gold labels")
+    temperature: Schedulable = 2.0
+    beta: Schedulable = Field(1.0, description="weight of the intermediate-layer terms")
+    features: list[Literal["hidden", "attention", "value_relation", "cosine"]] = Field(
+        default_factory=list)
+    mapping: str | list[list[int]] | dict[int, int] = "uniform"
+    include_embeddings: bool = True
+    feature_weights: dict[str, float] = Field(default_factory=dict)
+    keep_projections: bool = False
+    relation_heads: int = 12
+
+
+class DistillConfig(Strict):
+    kind: Literal["distill"] = "distill"
+    output_dir: str = "runs/distill"
+    data: DataConfig = DataConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig()
+    kd: KDConfig = KDConfig()
+    train: TrainConfig = TrainConfig(lr=1e-4)
+
+
 def set_path(d: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     cur = d

@@ -18,6 +18,9 @@ import torch
 from .tasks import Example
 
 
+IGNORE_INDEX = -100
+
+
 @dataclass
 class Encoded:
     """Token ids of one split, aligned with its examples (same order)."""
@@ -31,6 +34,13 @@ class Encoded:
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def __add__(self, other: "Encoded") -> "Encoded":
+        """Concatenation (e.g. the train split plus augmented, unlabelled text)."""
+        tt = (self.token_type_ids or [[0] * len(x) for x in self.input_ids]) + (
+            other.token_type_ids or [[0] * len(x) for x in other.input_ids])
+        return Encoded(self.input_ids + other.input_ids, tt, self.labels + other.labels,
+                       self.idx + other.idx, self.texts + other.texts, self.pad_id)
 
     @property
     def lengths(self) -> list[int]:
@@ -109,8 +119,11 @@ def collate(enc: Encoded, batch: list[int], with_labels: bool = True) -> dict[st
     out = {"input_ids": ids, "attention_mask": mask, "index": torch.tensor(batch)}
     if tt is not None:
         out["token_type_ids"] = tt
-    if with_labels and enc.labels and enc.labels[batch[0]] is not None:
+    if with_labels and any(enc.labels[i] is not None for i in batch):
+        # unlabelled rows (e.g. augmented text for KD) get -100 (classes) or NaN (regression)
         lab = [enc.labels[i] for i in batch]
-        dtype = torch.float if isinstance(lab[0], float) else torch.long
-        out["labels"] = torch.tensor(lab, dtype=dtype)
+        regression = any(isinstance(x, float) for x in lab)
+        fill = float("nan") if regression else IGNORE_INDEX
+        out["labels"] = torch.tensor([fill if x is None else x for x in lab],
+                                     dtype=torch.float if regression else torch.long)
     return out

@@ -14,6 +14,17 @@ def model_inputs(batch: dict) -> dict:
     return {k: batch[k] for k in MODEL_INPUTS if k in batch}
 
 
+def supervised_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
+    """Gold-label loss: CE over labelled rows (label -100 = none), or MSE over rows with a
+    finite target for regression. 0 when the batch has no labelled row."""
+    if regression:
+        ok = torch.isfinite(labels)
+        if not ok.any():
+            return logits.sum() * 0.0
+        return torch.nn.functional.mse_loss(logits.squeeze(-1)[ok], labels[ok].float())
+    return hard_ce_loss(logits, labels)
+
+
 class SupervisedObjective(torch.nn.Module):
     """Cross-entropy on the gold labels (MSE for regression)."""
 
@@ -25,11 +36,7 @@ class SupervisedObjective(torch.nn.Module):
 
     def forward(self, batch: dict) -> dict:
         logits = self.model(**model_inputs(batch)).logits
-        if self.regression:
-            loss = torch.nn.functional.mse_loss(logits.squeeze(-1), batch["labels"].float())
-        else:
-            loss = hard_ce_loss(logits, batch["labels"])
-        return {"loss": loss}
+        return {"loss": supervised_loss(logits, batch["labels"], self.regression)}
 
     def predict(self, batch: dict) -> torch.Tensor:
         return self.model(**model_inputs(batch)).logits

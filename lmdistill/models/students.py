@@ -31,12 +31,16 @@ LAYER_KEY = re.compile(r"((?:encoder\.layer|transformer\.layer|encoder\.layers|l
 
 def count_params(model: nn.Module, without_embeddings: bool = False) -> int:
     """Parameters of ``model`` (shared tensors once); optionally without embedding tables."""
+    # every nn.Embedding table counts as an embedding (e.g. the BiLSTM's segment table), as does
+    # anything under an ``embeddings`` module (BERT's embedding LayerNorm)
+    tables = {id(p) for m in model.modules() if isinstance(m, nn.Embedding)
+              for p in m.parameters(recurse=False)}
     seen, n = set(), 0
     for name, p in model.named_parameters():
         if id(p) in seen:
             continue
         seen.add(id(p))
-        if without_embeddings and ("embeddings" in name or "embedding" in name):
+        if without_embeddings and ("embedding" in name or id(p) in tables):
             continue
         n += p.numel()
     return n
@@ -104,13 +108,19 @@ def smaller(teacher: PreTrainedModel, num_layers_: int | None = None, hidden: in
     if config.hidden_size % config.num_attention_heads:
         raise ModelError(f"hidden size {config.hidden_size} is not divisible by "
                          f"{config.num_attention_heads} heads")
+    if init not in ("teacher", "random"):
+        raise ModelError(f"init must be 'teacher' or 'random', not '{init}'")
+    n_t, n_s = num_layers(teacher.config), config.num_hidden_layers
+    if layers is not None and (len(layers) != n_s or any(not 0 <= i < n_t for i in layers)):
+        raise ModelError(f"smaller student: layers {layers} must be {n_s} teacher layers "
+                         f"in 0..{n_t - 1}")
     student = teacher.__class__(config)
     if init == "teacher":
-        n_t, n_s = num_layers(teacher.config), config.num_hidden_layers
-        layers = layers or [round((i + 1) * n_t / n_s) - 1 for i in range(n_s)]
+        # the uniform map of lmdistill.mapping (student layer i+1 -> teacher layer
+        # (i+1)·n_t/n_s, ties rounded half up, in integers), as 0-based indices
+        layers = layers or [max((2 * (i + 1) * n_t + n_s) // (2 * n_s) - 1, 0)
+                            for i in range(n_s)]
         _copy_matching(student, teacher.state_dict(), dict(enumerate(layers)))
-    elif init != "random":
-        raise ModelError(f"init must be 'teacher' or 'random', not '{init}'")
     return student
 
 
@@ -174,6 +184,14 @@ def shared_layers(teacher: PreTrainedModel, num_layers_: int, num_unique: int = 
     if teacher.config.model_type not in ("bert", "lmdistill-shared-bert"):
         raise ModelError(f"shared-layer students need a BERT teacher, not "
                          f"'{teacher.config.model_type}'")
+    n_t = num_layers(teacher.config)
+    if not 1 <= num_unique <= num_layers_:
+        raise ModelError(f"shared-layer student: num_unique {num_unique} must be in "
+                         f"1..{num_layers_} (the number of layers)")
+    if teacher_layers is not None and (len(teacher_layers) != num_unique
+                                       or any(not 0 <= i < n_t for i in teacher_layers)):
+        raise ModelError(f"shared-layer student: teacher layers {teacher_layers} must be "
+                         f"{num_unique} layers in 0..{n_t - 1}")
     d = teacher.config.to_dict()
     for k in ("model_type", "architectures", "transformers_version"):
         d.pop(k, None)

@@ -201,6 +201,9 @@ class Trainer:
                     break
                 group = groups[self.state.group_in_epoch]
                 t_step = time.time()
+                hook = getattr(self.unwrapped, "on_step_begin", None)
+                if hook is not None:  # step-dependent objectives (schedules)
+                    hook(self.state.step, self.total_steps)
                 logs = self._train_step(group)
                 self.state.train_seconds += time.time() - t_step
                 ex_log += logs.pop("_examples")

@@ -1,0 +1,138 @@
+"""Logit + intermediate-layer knowledge distillation: the objective of ``lmdistill distill``.
+
+    loss = (1 − α)·L_hard + α·L_soft + β·Σ_m w_m·L_m
+
+- ``L_hard``: CE on gold labels (MSE for regression); rows without a label (augmented text)
+  contribute nothing.
+- ``L_soft``: τ²·KL(p_T^τ ‖ p_S^τ) (``losses.soft_kd_loss``); with several teachers p_T^τ is
+  the per-example weighted mixture Σ_k w_k softmax(t_k/τ) (``teachers.mix``). Regression: MSE
+  to the (weighted) teacher prediction.
+- ``L_m``: one term per layer match (``mapping.LayerMatch``): hidden-state MSE through a
+  learned projection when widths differ, attention KL, MiniLM value-relation KL, cosine.
+α, τ and β may follow schedules (``losses.make_schedule``); the loop tells the objective the
+step through ``on_step_begin``. Every term is logged separately.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ... import losses as L
+from ...mapping import LayerMatch, Projections
+from ...teachers import Needs, TeacherSignal, mix, prepare_for_features, run_model
+from ..finetune import model_inputs, supervised_loss
+
+
+def needs_of(matches: list[LayerMatch]) -> Needs:
+    def layers(*feats):
+        return tuple(sorted({m.teacher_layer for m in matches if m.feature in feats}))
+
+    return Needs(hidden=layers("hidden", "cosine"), attention=layers("attention"),
+                 value=layers("value_relation"))
+
+
+def student_needs(matches: list[LayerMatch]) -> Needs:
+    def layers(*feats):
+        return tuple(sorted({m.student_layer for m in matches if m.feature in feats}))
+
+    return Needs(hidden=layers("hidden", "cosine"), attention=layers("attention"),
+                 value=layers("value_relation"))
+
+
+class KDObjective(torch.nn.Module):
+    def __init__(self, student: torch.nn.Module, teacher: TeacherSignal,
+                 matches: list[LayerMatch] | None = None, projections: Projections | None = None,
+                 alpha=0.5, temperature=2.0, beta=1.0, regression: bool = False,
+                 relation_heads: int = 12, tokenizer=None, total_steps: int | None = None):
+        """``alpha``/``temperature``/``beta``: numbers or schedule specs (``"linear:4:1"``)."""
+        super().__init__()
+        self.student = student
+        self.projections = projections or Projections([], 1, 1)
+        self.__dict__["teacher"] = teacher  # frozen: not a parameter, not checkpointed
+        self.tokenizer = tokenizer
+        self.matches = matches or []
+        self.regression = regression
+        self.relation_heads = relation_heads
+        self.s_needs = student_needs(self.matches)
+        self.recorder = prepare_for_features(student, self.s_needs)
+        self.specs = {"alpha": alpha, "temperature": temperature, "beta": beta}
+        self._total = total_steps
+        self._build_schedules(total_steps or 1)  # validates the specs now
+        self.step = 0
+
+    def _build_schedules(self, total_steps: int) -> None:
+        for name, spec in self.specs.items():
+            setattr(self, name, L.make_schedule(spec, total_steps))
+
+    def on_step_begin(self, step: int, total_steps: int) -> None:
+        """Called by the loop before each optimizer step (schedules need the run length)."""
+        if self._total != total_steps:
+            self._build_schedules(total_steps)
+            self._total = total_steps
+        self.step = step
+
+    def _match_loss(self, m: LayerMatch, s, t, mask) -> torch.Tensor:
+        if m.feature == "hidden":
+            return L.hidden_mse_loss(s.hidden[m.student_layer], t.hidden[m.teacher_layer], mask,
+                                     proj=self.projections.get(m))
+        if m.feature == "cosine":
+            return L.cosine_embedding_loss(s.hidden[m.student_layer], t.hidden[m.teacher_layer],
+                                           mask, proj=self.projections.get(m))
+        if m.feature == "attention":
+            fn = L.attention_kl_loss if m.loss in (None, "kl") else L.attention_mse_loss
+            return fn(s.attention[m.student_layer], t.attention[m.teacher_layer], mask)
+        if m.feature == "value_relation":
+            return L.value_relation_loss(s.value[m.student_layer], t.value[m.teacher_layer],
+                                         mask, self.relation_heads)
+        raise ValueError(f"unknown feature {m.feature}")
+
+    def forward(self, batch: dict) -> dict:
+        t = self.teacher(batch)
+        dev = batch["input_ids"].device
+        out, s = run_model(self.student, batch, self.s_needs, self.recorder)
+        logits = out.logits
+        alpha, tau = self.alpha(self.step), self.temperature(self.step)
+        terms: dict[str, torch.Tensor] = {}
+        if "labels" in batch and alpha < 1:
+            terms["hard"] = supervised_loss(logits, batch["labels"], self.regression)
+        t_logits = t.logits.to(dev)
+        if self.regression:
+            target = mix(t_logits, t.weights.to(dev), regression=True) if t.weights is not None \
+                else t_logits
+            terms["soft"] = L.mse_regression_kd(logits.squeeze(-1), target.squeeze(-1))
+        elif t.weights is not None:
+            probs = mix(t_logits, t.weights.to(dev), tau)
+            terms["soft"] = L.soft_kd_loss(logits, teacher_probs=probs, temperature=tau)
+        else:
+            terms["soft"] = L.soft_kd_loss(logits, t_logits, temperature=tau)
+        loss = alpha * terms["soft"] + (1 - alpha) * terms.get("hard", 0.0)
+        if self.matches:
+            mask = batch["attention_mask"]
+            t = _to(t, dev)
+            inter = sum(m.weight * self._match_loss(m, s, t, mask) for m in self.matches)
+            terms["inter"] = inter
+            loss = loss + self.beta(self.step) * inter
+        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+
+    def predict(self, batch: dict) -> torch.Tensor:
+        return self.student(**model_inputs(batch)).logits
+
+    def save_pretrained(self, out_dir) -> None:
+        from pathlib import Path
+
+        self.student.save_pretrained(out_dir)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(out_dir)
+        if self.projections.keep and len(self.projections.keys()):
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in self.projections.state_dict().items()},
+                      str(Path(out_dir) / "projections.safetensors"))
+
+
+def _to(t, dev):
+    for kind in ("hidden", "attention", "value"):
+        d = getattr(t, kind)
+        for k in d:
+            d[k] = d[k].to(dev)
+    return t

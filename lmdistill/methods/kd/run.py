@@ -1,0 +1,186 @@
+"""``lmdistill distill``: build teacher signal(s), a student and the KD objective from a
+:class:`~lmdistill.config.DistillConfig`, and train with the one loop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ... import api
+from ... import config as C
+from ...data.collate import encode
+from ...data.tasks import Example
+from ...errors import ConfigError, ModelError
+from ...mapping import Projections, build_matches, resolve_mapping
+from ...models import hub
+from ...models import students as S
+from ...teachers import (CachedTeacher, CallableTeacher, LogitsFileTeacher, MultiTeacher,
+                         OnlineTeacher, TeacherSignal)
+from ...train.loop import Trainer, make_accelerator
+from ...train.predict import predict
+from .objective import KDObjective, needs_of
+
+
+def build_student(cfg: C.StudentConfig, base, task) -> object:
+    """A fresh student from ``base`` (a loaded classifier whose head matches the task)."""
+    n = S.num_layers(base.config) if hasattr(base.config, "num_hidden_layers") else None
+    if cfg.kind == "pretrained":
+        return base
+    if cfg.kind == "subset":
+        layers = cfg.layers or [round((i + 1) * n / cfg.num_layers) - 1
+                                for i in range(cfg.num_layers)]
+        return S.layer_subset(base, layers)
+    if cfg.kind == "smaller":
+        return S.smaller(base, cfg.num_layers, cfg.hidden, cfg.heads, cfg.intermediate,
+                         cfg.init, cfg.layers)
+    if cfg.kind == "shared":
+        return S.shared_layers(base, cfg.num_layers, cfg.num_unique, cfg.layers)
+    if cfg.kind == "bilstm":
+        return S.bilstm(base, cfg.lstm_hidden, cfg.mlp_hidden)
+    raise ConfigError(f"unknown student kind '{cfg.kind}'")
+
+
+def same_vocab(tok_a, tok_b) -> bool:
+    return tok_a.get_vocab() == tok_b.get_vocab()
+
+
+def hf_callable(model, tokenizer, max_length: int, batch_size: int = 64) -> Callable:
+    """An HF classifier with its own tokenizer as a ``texts -> logits`` callable."""
+    import torch
+
+    model.eval()
+
+    @torch.inference_mode()
+    def fn(texts):
+        a = [t[0] if isinstance(t, tuple) else t for t in texts]
+        b = [t[1] for t in texts] if texts and isinstance(texts[0], tuple) else None
+        x = tokenizer(a, b, truncation=True, max_length=max_length, padding=True,
+                      return_tensors="pt")
+        return model(**x).logits
+
+    return fn
+
+
+def distill(cfg: C.DistillConfig, resume: bool = False,
+            teacher_fn: Callable | Sequence[Callable] | None = None,
+            extra_texts: Sequence[str | tuple[str, str]] | None = None) -> dict:
+    """Distil the teacher(s) of ``cfg`` into a student; returns the final metrics.
+
+    ``teacher_fn``: bring-your-own teacher(s): callables ``texts -> logits`` (any tokenizer).
+    ``extra_texts``: unlabelled / augmented text added to the training set, labelled by the
+    teacher (the soft loss covers it, the hard loss skips it).
+    """
+    from accelerate.utils import set_seed
+
+    t0 = time.time()
+    out = Path(cfg.output_dir)
+    task = api.load_task(cfg.data)
+    accelerator = make_accelerator()
+    set_seed(cfg.train.seed)
+    names = cfg.teacher.all_names
+    fns = [teacher_fn] if callable(teacher_fn) else list(teacher_fn or [])
+    if not names and not fns and not cfg.teacher.logits_file:
+        raise ConfigError("no teacher: set teacher.name (or teacher.names, teacher.logits_file)")
+    base_ref = cfg.student.base or (names[0] if names else None)
+    if base_ref is None:
+        raise ConfigError("student.base is needed when the teacher is not an HF model")
+    tokenizer = hub.load_tokenizer(base_ref)
+    base = hub.load_classifier(base_ref, task.num_labels, task.label_names)
+    api.check_tokenizer(base, tokenizer, base_ref)
+
+    examples = task.load(cfg.data.train_split, limit=cfg.data.limit, seed=cfg.train.seed)
+    if extra_texts:
+        examples += [Example(t[0] if isinstance(t, tuple) else t,
+                             t[1] if isinstance(t, tuple) else None, None, -1 - i)
+                     for i, t in enumerate(extra_texts)]
+    train = encode(examples, tokenizer, cfg.data.max_length)
+    dev = api.load_encoded(task, cfg.data.eval_split, tokenizer, cfg.data.max_length,
+                           cfg.data.eval_limit)
+
+    # ---- the student and the layer matches
+    student = build_student(cfg.student, base, task)
+    matches, projections = [], None
+    if cfg.kd.features:
+        if cfg.student.kind == "bilstm":
+            raise ConfigError("a BiLSTM student has no transformer layers: use logit KD only "
+                              "(kd.features=[])")
+        if len(names) != 1 or fns or cfg.teacher.logits_file:
+            raise ConfigError("intermediate-layer KD needs exactly one HF teacher model "
+                              "(teacher.name) sharing the student's tokenizer")
+    # ---- teacher signals
+    signals: list[TeacherSignal] = []
+    t_models = []
+    for ref in names:
+        t_tok = hub.load_tokenizer(ref, cfg.teacher.trust_remote_code)
+        t_model = hub.load_classifier(ref, task.num_labels, task.label_names,
+                                      cfg.teacher.trust_remote_code)
+        if not any(a.endswith("ForSequenceClassification")
+                   for a in t_model.config.architectures or []):
+            raise ModelError(f"teacher '{ref}' has no trained classification head: fine-tune "
+                             "it first (lmdistill finetune)")
+        t_models.append(t_model)
+        if not same_vocab(t_tok, tokenizer):
+            if cfg.kd.features:
+                raise ConfigError(f"teacher '{ref}' uses a different tokenizer than the "
+                                  "student: intermediate-layer KD needs a shared tokenizer "
+                                  "(logit KD works with any)")
+            signals.append(CallableTeacher(hf_callable(t_model, t_tok, cfg.data.max_length),
+                                           train))
+            continue
+        if cfg.kd.features:
+            pairs = resolve_mapping(cfg.kd.mapping, S.num_layers(t_model.config),
+                                    S.num_layers(student.config), cfg.kd.include_embeddings)
+            matches = build_matches(pairs, cfg.kd.features, cfg.kd.feature_weights or 1.0)
+            projections = Projections(matches, student.config.hidden_size,
+                                      t_model.config.hidden_size, keep=cfg.kd.keep_projections)
+        needs = needs_of(matches)
+        if cfg.teacher.cache:
+            if accelerator.is_main_process:
+                sig = CachedTeacher(t_model, train, needs, cfg.teacher.cache_dir,
+                                    cfg.teacher.batch_size, progress=cfg.train.progress)
+            accelerator.wait_for_everyone()
+            if not accelerator.is_main_process:
+                sig = CachedTeacher(t_model, train, needs, cfg.teacher.cache_dir,
+                                    cfg.teacher.batch_size, progress=False)
+            signals.append(sig)
+        else:
+            signals.append(OnlineTeacher(t_model.to(accelerator.device), needs))
+    signals += [CallableTeacher(f, train) for f in fns]
+    if cfg.teacher.logits_file:
+        signals.append(LogitsFileTeacher(cfg.teacher.logits_file, train))
+    teacher = signals[0] if len(signals) == 1 else MultiTeacher(
+        signals, cfg.teacher.strategy, cfg.teacher.fixed_weights, task.is_regression,
+        cfg.teacher.sharpness)
+
+    objective = KDObjective(student, teacher, matches, projections, cfg.kd.alpha,
+                            cfg.kd.temperature, cfg.kd.beta, task.is_regression,
+                            cfg.kd.relation_heads, tokenizer)
+
+    def evaluate(trainer: Trainer) -> dict:
+        trainer.model.eval()
+        logits = predict(trainer.unwrapped.predict, dev, cfg.train.eval_batch_size,
+                         trainer.accelerator)
+        return api.task_metrics(task, logits, dev)
+
+    trainer = Trainer(objective, train, cfg.train, out, evaluate,
+                      api.standard_callbacks(out, cfg.train, task.primary_metric, "distill"),
+                      resume=resume, config_yaml=C.to_yaml(cfg), accelerator=accelerator)
+    fit = trainer.fit()
+    best = api.best_callback(trainer)
+    result = {
+        "task": task.name, "split": cfg.data.eval_split, "teachers": names + 
+        [f"callable{i}" for i in range(len(fns))], "student_kind": cfg.student.kind,
+        "best_step": best.best_step, **api._best_metrics(out, trainer),
+        "student_params": S.count_params(student),
+        "student_params_no_emb": S.count_params(student, without_embeddings=True),
+        "teacher_params": S.count_params(t_models[0]) if t_models else None,
+        "train_examples": len(train), "steps": fit["step"],
+        "examples_seen": fit["examples_seen"], "world_size": fit["world_size"],
+        "train_seconds": fit["train_seconds"], "train_examples_per_s": fit["train_examples_per_s"],
+        "teacher_cache": [getattr(s, "hit", None) for s in signals],
+        "wall_seconds": round(time.time() - t0, 1),
+    }
+    if trainer.is_main:
+        api.write_json(out / "metrics.json", result)
+    return result
