@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(os.environ.get("LMDISTILL_BENCH_RESULTS", Path(__file__).parent / "results"))
 
 
 def machine() -> dict:

@@ -98,6 +98,21 @@ def distill(
     _print_result(run(cfg, resume=resume))
 
 
+@app.command("make-student")
+def make_student(
+    base: str = typer.Option(..., help="teacher / model the student is built from"),
+    task: str = typer.Option(..., help="task (fixes the label head)"),
+    output_dir: str = typer.Option(..., "--output-dir", "--out"),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    override: Optional[list[str]] = OVERRIDE,
+):
+    """Build a student (-o kind=subset -o num_layers=3 ...) and save it as an HF folder."""
+    from .methods.kd.run import make_student as run
+
+    cfg = C.build(C.StudentConfig, overrides=dict(map(C.parse_override, override or [])))
+    _print_result(run(cfg, base, task, output_dir, data_dir))
+
+
 @app.command()
 def evaluate(
     model: str = typer.Argument(..., help="saved model folder, alias or hub name"),
@@ -116,6 +131,31 @@ def evaluate(
     if output:
         api.write_json(__import__("pathlib").Path(output), result)
     _print_result(result)
+
+
+@app.command()
+def bench(
+    models: list[str] = typer.Argument(..., help="label=model or model; the first is the "
+                                       "reference (teacher)"),
+    task: str = typer.Option("sst2"),
+    split: str = typer.Option("dev"),
+    batch_size: list[int] = typer.Option([1, 32], "--batch-size"),
+    threads: Optional[int] = typer.Option(None),
+    repeats: int = typer.Option(5),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    output: Optional[str] = typer.Option(None, help="write the JSON result here"),
+):
+    """Measure models side by side on the same real inputs (latency, throughput, size)."""
+    from pathlib import Path
+
+    from . import api
+    from .bench import bench as run, table
+
+    pairs = dict(m.split("=", 1) if "=" in m else (Path(m).name or m, m) for m in models)
+    result = run(pairs, task, split, tuple(batch_size), data_dir, threads, max(repeats, 5))
+    if output:
+        api.write_json(Path(output), result)
+    typer.echo(table(result))
 
 
 @app.command()

@@ -41,6 +41,22 @@ def build_student(cfg: C.StudentConfig, base, task) -> object:
     raise ConfigError(f"unknown student kind '{cfg.kind}'")
 
 
+def make_student(cfg: C.StudentConfig, base_ref: str, task_name: str, out_dir: str | Path,
+                 data_dir: str | None = None) -> dict:
+    """Build a student from ``base_ref`` for a task and save it as an HF folder (so e.g. a
+    no-KD baseline can be fine-tuned from exactly the initialisation KD starts from)."""
+    from ...data.tasks import get_task
+
+    task = get_task(task_name, data_dir=data_dir)
+    tokenizer = hub.load_tokenizer(base_ref)
+    base = hub.load_classifier(base_ref, task.num_labels, task.label_names)
+    student = build_student(cfg, base, task)
+    student.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return {"out": str(out_dir), "params": S.count_params(student),
+            "params_no_emb": S.count_params(student, without_embeddings=True)}
+
+
 def same_vocab(tok_a, tok_b) -> bool:
     return tok_a.get_vocab() == tok_b.get_vocab()
 
