@@ -1,0 +1,139 @@
+"""Render BENCHMARKS.md from benchmarks/results/*.json (every figure comes from a file, every
+row names the command that produced it).
+
+    .venv/bin/python benchmarks/render.py
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+OUT = HERE.parent / "BENCHMARKS.md"
+
+
+def load() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))}
+
+
+def machine_line(r: dict) -> str:
+    m = r.get("machine", {})
+    return (f"{m.get('cpu_count')} CPU cores, torch {m.get('torch')} "
+            f"({m.get('torch_threads')} threads), Python {m.get('python')}")
+
+
+def finetune_section(res: dict) -> list[str]:
+    rows = [r for k, r in res.items() if k.startswith("finetune_")]
+    if not rows:
+        return []
+    out = ["## Fine-tuning (teachers)", "",
+           "| model | task | train rows | epochs | dev metric | train throughput (ex/s) | "
+           "training time (s) | wall time (s) | command |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        metric = next(k for k in ("accuracy", "f1", "mcc", "pearson") if k in r)
+        extra = f", F1 {r['f1']:.4f}" if metric == "accuracy" and "f1" in r else ""
+        out.append(f"| {r['model']} | {r['task']} | {r['train_examples']} | {r['epochs']} | "
+                   f"{metric} {r[metric]:.4f}{extra} | {r.get('train_examples_per_s', '')} | "
+                   f"{r.get('train_seconds', '')} | {r.get('wall_seconds', '')} | "
+                   f"`{r['command']}` |")
+    out += ["", f"Machine: {machine_line(rows[0])}. Training throughput counts only time inside "
+            "training steps; wall time includes loading, tokenisation and evaluation. Runs that "
+            "shared the 2 cores with other benchmark processes are slower than a quiet machine "
+            "would be.", ""]
+    return out
+
+
+def distill_section(res: dict) -> list[str]:
+    by_task = defaultdict(list)
+    for k, r in res.items():
+        if k.startswith("distill_"):
+            by_task[r["task"]].append(r)
+    out = []
+    for task, rows in by_task.items():
+        t = rows[0]["teacher_metrics"]
+        p = rows[0]["primary"]
+        speed = res.get(f"speed_{task}", {})
+        sp = {m["label"]: m for m in speed.get("models", [])}
+        tp = sp.get("teacher", {}).get("params")
+        out += [f"## Distillation on {task} (dev)", "",
+                f"Teacher: {rows[0]['teacher']} — dev {p} {t[p]:.4f}"
+                + (f", {tp / 1e6:.1f}M parameters" if tp else ""), "",
+                f"| student | {p} | retention | params | params w/o emb | speedup b=1 | "
+                "speedup b=32 | train ex/s | command |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in sorted(rows, key=lambda r: r["row"]):
+            s = sp.get(r["row"], {})
+            sp1 = s.get("batch1", {}).get("speedup")
+            sp32 = s.get("batch32", {}).get("speedup")
+            out.append(
+                f"| {r['row']} | {r['metrics'][p]:.4f} | {100 * r['retention']:.1f}% | "
+                f"{r['params'] / 1e6:.2f}M | {r['params_no_emb'] / 1e6:.2f}M | "
+                f"{f'{sp1:.2f}×' if sp1 else '—'} | {f'{sp32:.2f}×' if sp32 else '—'} | "
+                f"{r['train'].get('train_examples_per_s', '')} | `{r['command']}` |")
+        if speed:
+            out += ["", f"Speedups: `{speed['command']}` ({speed['threads']} threads, "
+                    f"p50 latency over ≥{speed['repeats']}×4 batches of real dev sentences, all "
+                    "models timed in one run)."]
+        out.append("")
+    return out
+
+
+def multiteacher_section(res: dict) -> list[str]:
+    rows = defaultdict(list)
+    for k, r in res.items():
+        if k.startswith("multiteacher_"):
+            rows[r["row"]].append(r)
+    if not rows:
+        return []
+    any_r = next(iter(rows.values()))[0]
+    ta = any_r["teacher_accuracy"]
+    out = ["## Multi-teacher KD on SST-2 (prediction weighting)", "",
+           "Teachers: " + ", ".join(f"{k} (dev accuracy {v:.4f})" for k, v in ta.items()) +
+           f". Student: 3-layer subset of the first; logit KD on {any_r['limit']} SST-2 rows, "
+           f"{any_r['epochs']} epoch; dev accuracy, mean ± stdev over seeds.", "",
+           "| teachers / weighting | mean acc | stdev | seeds | per seed | acc at first eval "
+           "(mean) | command |", "|---|---|---|---|---|---|---|"]
+    ranked = sorted(rows.items(), key=lambda kv: -statistics.mean(r["accuracy"] for r in kv[1]))
+    for name, rs in ranked:
+        accs = [r["accuracy"] for r in sorted(rs, key=lambda r: r["seed"])]
+        first = [r["curve"][0][1] for r in rs if r.get("curve")]
+        cmd = rs[0]["command"].rsplit(" --seeds", 1)[0] + f" --only {name}"
+        out.append(f"| {name} | {statistics.mean(accs):.4f} | "
+                   f"{statistics.stdev(accs) if len(accs) > 1 else 0:.4f} | {len(accs)} | "
+                   f"{', '.join(f'{a:.4f}' for a in accs)} | "
+                   f"{statistics.mean(first):.4f} | `{cmd}` |")
+    out.append("")
+    return out
+
+
+def speed_section(res: dict) -> list[str]:
+    out = []
+    for k, r in res.items():
+        if k.startswith("epochcost_"):
+            out += ["## Cost of a KD epoch with a cached teacher", "",
+                    f"Same student, same data ({r['examples']} SST-2 rows), one process, "
+                    f"back to back: plain fine-tuning {r['finetune_ex_s']} ex/s, logit KD from a "
+                    f"cached teacher {r['kd_ex_s']} ex/s, logit KD with the teacher run online "
+                    f"{r['online_ex_s']} ex/s. KD epoch / plain epoch = "
+                    f"**{r['ratio_cached']:.3f}×** (cached), {r['ratio_online']:.3f}× (online). "
+                    f"Command: `{r['command']}`", ""]
+    return out
+
+
+def main() -> None:
+    res = load()
+    lines = ["# Benchmarks", "",
+             "Every figure below is read from `benchmarks/results/*.json`, written by the "
+             "command shown in its row, on this project's 2-core CPU machine (no GPU). "
+             "Regenerate this page with `.venv/bin/python benchmarks/render.py`.", ""]
+    lines += finetune_section(res) + distill_section(res) + multiteacher_section(res)
+    lines += speed_section(res)
+    OUT.write_text("\n".join(lines) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
