@@ -28,6 +28,37 @@ def dir_size_mb(path: str | Path) -> float | None:
     return round(n / 2**20, 2)
 
 
+def model_kind(ref: str) -> str:
+    from .compress.onnx import INFO_FILE, is_onnx_dir
+    from .compress.quantize import method_of
+
+    p = Path(hub.resolve(ref))
+    if is_onnx_dir(p):
+        import json
+
+        return "onnx-int8" if json.loads((p / INFO_FILE).read_text())["int8"] else "onnx-fp32"
+    return method_of(p) or "torch-fp32"
+
+
+@torch.inference_mode()
+def flops_per_example(model, enc: Encoded, batch_size: int) -> float | None:
+    """FLOPs of one forward pass per example (PyTorch models; counted by torch's
+    FlopCounterMode on a real batch, matmuls and convolutions). None for ONNX/quantized."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    from torch.utils.flop_counter import FlopCounterMode
+
+    b = list(range(min(batch_size, len(enc))))
+    x = {k: v for k, v in collate(enc, b, with_labels=False).items() if k != "index"}
+    try:
+        with FlopCounterMode(display=False) as fc:
+            model(**x)
+    except Exception:  # noqa: BLE001 - e.g. quantized kernels without a flop formula
+        return None
+    total = fc.get_total_flops()
+    return float(total) / len(b) if total else None
+
+
 @torch.inference_mode()
 def time_model(model, enc: Encoded, batch_size: int, n_batches: int = 4, warmup: int = 1,
                repeats: int = 5) -> dict:
@@ -70,9 +101,12 @@ def bench(models: dict[str, str], task: str = "sst2", split: str = "dev",
         tok = hub.load_tokenizer(ref)
         model = hub.load_classifier(ref).eval()
         enc = encode(examples[: max(batch_sizes) * n_batches], tok, max_length)
-        row = {"label": label, "model": ref, "params": count_params(model),
-               "params_no_emb": count_params(model, without_embeddings=True),
-               "size_mb": dir_size_mb(hub.resolve(ref))}
+        counts = getattr(model, "param_counts", None) or {
+            "params": count_params(model),
+            "params_no_emb": count_params(model, without_embeddings=True)}
+        row = {"label": label, "model": ref, "kind": model_kind(ref), **counts,
+               "size_mb": dir_size_mb(hub.resolve(ref)),
+               "flops_per_example": flops_per_example(model, enc, max(batch_sizes))}
         for bs in batch_sizes:
             row[f"batch{bs}"] = time_model(model, enc, bs, n_batches, repeats=repeats)
         rows.append(row)

@@ -134,6 +134,44 @@ def evaluate(
 
 
 @app.command()
+def quantize(
+    model: str = typer.Argument(..., help="saved model folder"),
+    output_dir: str = typer.Option(..., "--output-dir", "--out"),
+    method: str = typer.Option("torchao-int8", help="torchao-int8 | torch-dynamic-int8"),
+    task: Optional[str] = typer.Option(None, help="also report accuracy before/after on this task"),
+    split: str = typer.Option("dev"),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+):
+    """Post-training dynamic INT8 quantization of a saved model."""
+    from .compress.quantize import quantize as run
+
+    info = run(model, output_dir, method)
+    if task:
+        from . import api
+
+        before = api.evaluate(model, task, split, data_dir, progress=False)
+        after = api.evaluate(output_dir, task, split, data_dir, progress=False)
+        info.update({"before": before, "after": after})
+    _print_result(info)
+
+
+@app.command()
+def export(
+    model: str = typer.Argument(..., help="saved model folder"),
+    output_dir: str = typer.Option(..., "--output-dir", "--out"),
+    onnx: bool = typer.Option(True, "--onnx", help="export to ONNX (the only format so far)"),
+    int8: bool = typer.Option(False, "--int8", help="ONNX Runtime dynamic INT8 (per-channel)"),
+    atol: float = typer.Option(1e-4, help="fail if ONNX and PyTorch differ by more"),
+):
+    """Export a saved model to ONNX with a parity check against PyTorch."""
+    from .compress.onnx import export_onnx
+
+    info = export_onnx(model, output_dir, int8=int8, atol=atol)
+    typer.echo(f"max |onnx - torch| = {info['max_abs_diff']:.2e}", err=True)
+    _print_result(info)
+
+
+@app.command()
 def bench(
     models: list[str] = typer.Argument(..., help="label=model or model; the first is the "
                                        "reference (teacher)"),

@@ -116,15 +116,17 @@ def load_classifier(
     _register_students()
     quiet_transformers()
     path = resolve(ref)
+    from ..compress import onnx as onnx_mod
+    from ..compress import quantize as quant
+
+    if onnx_mod.is_onnx_dir(path):
+        model = onnx_mod.OnnxClassifier(path)
+        _check_labels(ref, model.config, num_labels)
+        return model
     config = load_config(ref, trust_remote_code)
     kwargs: dict = {}
     if num_labels is not None:
-        saved = getattr(config, "num_labels", None)
-        has_head = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
-        if has_head and saved != num_labels:
-            raise ModelError(
-                f"model '{ref}' has a {saved}-label head but the task has {num_labels} labels"
-            )
+        _check_labels(ref, config, num_labels)
         kwargs["num_labels"] = num_labels
         if num_labels == 1:
             kwargs["problem_type"] = "regression"
@@ -132,11 +134,23 @@ def load_classifier(
             kwargs["id2label"] = dict(enumerate(label_names))
             kwargs["label2id"] = {n: i for i, n in enumerate(label_names)}
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
+        model = AutoModelForSequenceClassification.from_pretrained(
             path, trust_remote_code=trust_remote_code, **kwargs
         )
     except Exception as e:  # noqa: BLE001
         raise ModelError(f"cannot load model '{ref}': {_one_line(e)}") from e
+    method = quant.method_of(path)
+    return quant.apply(model.eval(), method) if method else model
+
+
+def _check_labels(ref: str, config, num_labels: int | None) -> None:
+    if num_labels is None:
+        return
+    saved = getattr(config, "num_labels", None)
+    has_head = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
+    if has_head and saved != num_labels:
+        raise ModelError(f"model '{ref}' has a {saved}-label head but the task has "
+                         f"{num_labels} labels")
 
 
 def _one_line(e: BaseException) -> str:

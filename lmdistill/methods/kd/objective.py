@@ -115,7 +115,10 @@ class KDObjective(torch.nn.Module):
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
 
     def predict(self, batch: dict) -> torch.Tensor:
-        return self.student(**model_inputs(batch)).logits
+        logits = self.student(**model_inputs(batch)).logits
+        if self.recorder is not None:  # the value hooks fire here too: don't keep eval batches
+            self.recorder.outputs.clear()
+        return logits
 
     def save_pretrained(self, out_dir) -> None:
         from pathlib import Path

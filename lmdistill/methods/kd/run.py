@@ -28,8 +28,10 @@ def build_student(cfg: C.StudentConfig, base, task) -> object:
     if cfg.kind == "pretrained":
         return base
     if cfg.kind == "subset":
-        layers = cfg.layers or [round((i + 1) * n / cfg.num_layers) - 1
-                                for i in range(cfg.num_layers)]
+        # the "uniform" layer mapping (ties half up), so each kept layer is the one it is
+        # matched to in intermediate KD
+        k = cfg.num_layers
+        layers = cfg.layers or [(2 * (i + 1) * n + k) // (2 * k) - 1 for i in range(k)]
         return S.layer_subset(base, layers)
     if cfg.kind == "smaller":
         return S.smaller(base, cfg.num_layers, cfg.hidden, cfg.heads, cfg.intermediate,
@@ -150,6 +152,13 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
             matches = build_matches(pairs, cfg.kd.features, cfg.kd.feature_weights or 1.0)
             projections = Projections(matches, student.config.hidden_size,
                                       t_model.config.hidden_size, keep=cfg.kd.keep_projections)
+            if "value_relation" in cfg.kd.features:
+                for who, m in (("student", student), ("teacher", t_model)):
+                    if m.config.hidden_size % cfg.kd.relation_heads:
+                        raise ConfigError(
+                            f"kd.relation_heads={cfg.kd.relation_heads} does not divide the "
+                            f"{who}'s value width {m.config.hidden_size}; choose a divisor "
+                            f"(e.g. its {m.config.num_attention_heads} attention heads)")
         needs = needs_of(matches)
         if cfg.teacher.cache:
             if accelerator.is_main_process:
