@@ -216,3 +216,17 @@ def test_two_processes_split_the_data(tiny_bert, tmp_path):
     assert res["steps"] == 7                    # 13 batches of <=16 split over 2 ranks
     ev = api.evaluate(str(out / "model"), "sst2", "dev", limit=100, max_length=48)
     assert ev["accuracy"] == pytest.approx(res["accuracy"], abs=1e-9)
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tiny_bert, tmp_path):
+    res = api.finetune(cfg_for(tiny_bert, tmp_path / "acc", **{
+        "train.batch_size": 8, "train.grad_accum": 2, "train.epochs": 1,
+        "train.eval_every": None}))
+    assert res["steps"] == 16 and res["examples_seen"] == 256  # 32 micro-batches / 2
+
+
+def test_early_stopping_stops_when_metric_stalls(tiny_bert, tmp_path):
+    # lr 0: the metric cannot improve, so patience 1 stops at the second evaluation
+    res = api.finetune(cfg_for(tiny_bert, tmp_path / "es", **{
+        "train.lr": 0.0, "train.eval_every": 2, "train.early_stopping_patience": 1}))
+    assert res["steps"] == 4 and res["best_step"] == 2
