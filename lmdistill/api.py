@@ -92,7 +92,6 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
     from .methods.finetune import SupervisedObjective
 
     t0 = time.time()
-    out = Path(cfg.output_dir)
     task = load_task(cfg.data)
     accelerator = make_accelerator()
     set_seed(cfg.train.seed)
@@ -106,6 +105,16 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
     check_tokenizer(model, tokenizer, cfg.model.name)
     objective = SupervisedObjective(model, task.is_regression, tokenizer)
 
+    return run_training(objective, task, train, dev, cfg, resume, accelerator, t0,
+                        {"model": cfg.model.name})
+
+
+def run_training(objective, task: Task, train: Encoded, dev: Encoded, cfg, resume: bool,
+                 accelerator, t0: float, extra: dict | None = None) -> dict:
+    """The shared tail of every training command: the one loop with the standard callbacks,
+    evaluation on ``dev`` by the task metric, ``metrics.json`` and the report."""
+    out = Path(cfg.output_dir)
+
     def evaluate(trainer: Trainer) -> dict:
         trainer.model.eval()
         logits = predict(trainer.unwrapped.predict, dev, cfg.train.eval_batch_size,
@@ -113,12 +122,12 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
         return task_metrics(task, logits, dev)
 
     trainer = Trainer(objective, train, cfg.train, out, evaluate,
-                      standard_callbacks(out, cfg.train, task.primary_metric, "finetune"),
+                      standard_callbacks(out, cfg.train, task.primary_metric, cfg.kind),
                       resume=resume, config_yaml=C.to_yaml(cfg), accelerator=accelerator)
     fit = trainer.fit()
     best = best_callback(trainer)
     result = {
-        "task": task.name, "split": cfg.data.eval_split, "model": cfg.model.name,
+        "task": task.name, "split": cfg.data.eval_split, **(extra or {}),
         "best_step": best.best_step, **_best_metrics(out, trainer),
         "train_examples": len(train), "steps": fit["step"],
         "examples_seen": fit["examples_seen"], "world_size": fit["world_size"],
@@ -128,6 +137,9 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
     }
     if trainer.is_main:
         write_json(out / "metrics.json", result)
+        from .report.build import auto_report
+
+        auto_report(out)
     return result
 
 

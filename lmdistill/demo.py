@@ -3,8 +3,10 @@
 1. fine-tune the ``minilm-l6`` teacher (all-MiniLM-L6-v2, 6 layers) on a seeded SST-2 subset;
 2. distil it into a 3-layer student (teacher layers [1, 3, 5]) with logit + hidden-state KD,
    the teacher's outputs cached on disk;
-3. evaluate both on the full SST-2 dev set and measure CPU latency side by side;
-4. print accuracy, retention, parameters, latency and speedup, all measured in this run.
+3. quantize the student to INT8 (torchao, per-channel weights);
+4. evaluate all three on the full SST-2 dev set and time them side by side on the CPU;
+5. print accuracy, retention, parameters, latency and speedup, all measured in this run, and
+   write the HTML/Markdown report (training curves, accuracy vs latency).
 """
 
 from __future__ import annotations
@@ -40,12 +42,21 @@ def run(data_dir: str | None = None, out: str = "runs/demo", train_limit: int = 
         "student.num_layers": student_layers, "kd.features": ["hidden"], "kd.alpha": 0.9,
         "kd.temperature": 2.0, "train.lr": 1e-4, "train.epochs": 2 * epochs}), resume=resume)
 
-    print("[demo 3/3] evaluating both on the full SST-2 dev set; timing them side by side")
+    from .compress.quantize import quantize
+
+    print("[demo 3/3] INT8 student; evaluating all on the full SST-2 dev set; timing them "
+          "side by side")
+    int8_dir = out_p / "student-int8"
+    quantize(student_dir / "model", int8_dir, "torchao-int8")
     ev_t = api.evaluate(str(teacher_dir / "model"), "sst2", "dev", data_dir, progress=False)
     ev_s = api.evaluate(str(student_dir / "model"), "sst2", "dev", data_dir, progress=False)
-    b = bench({"teacher": str(teacher_dir / "model"), "student": str(student_dir / "model")},
-              "sst2", "dev", (1, 32), data_dir, repeats=5)
-    bt, bs = b["models"]
+    ev_q = api.evaluate(str(int8_dir), "sst2", "dev", data_dir, progress=False)
+    b = bench({"teacher": str(teacher_dir / "model"), "student": str(student_dir / "model"),
+               "student-int8": str(int8_dir)}, "sst2", "dev", (1, 32), data_dir, repeats=5)
+    for row, ev in zip(b["models"], (ev_t, ev_s, ev_q)):
+        row["accuracy"] = ev["accuracy"]
+    api.write_json(out_p / "bench.json", b)
+    bt, bs, bq = b["models"]
     summary = {
         "teacher": {"accuracy": ev_t["accuracy"], "params": bt["params"],
                     "latency_ms_b32": bt["batch32"]["p50_ms"],
@@ -54,30 +65,44 @@ def run(data_dir: str | None = None, out: str = "runs/demo", train_limit: int = 
                     "params_no_emb": bs["params_no_emb"],
                     "latency_ms_b32": bs["batch32"]["p50_ms"],
                     "latency_ms_b1": bs["batch1"]["p50_ms"]},
+        "student_int8": {"accuracy": ev_q["accuracy"], "latency_ms_b32": bq["batch32"]["p50_ms"],
+                         "latency_ms_b1": bq["batch1"]["p50_ms"],
+                         "speedup_b32": bq["batch32"]["speedup"],
+                         "speedup_b1": bq["batch1"]["speedup"]},
         "retention": ev_s["accuracy"] / ev_t["accuracy"],
         "speedup_b32": bs["batch32"]["speedup"], "speedup_b1": bs["batch1"]["speedup"],
         "threads": b["threads"], "finetune": ft, "distill": ds,
         "demo_seconds": round(time.time() - t0, 1),
     }
+    from .report.build import write_report
+
+    rep = write_report([teacher_dir, student_dir], out_p / "report", bench_json=out_p / "bench.json",
+                       title="lmdistill demo: SST-2, minilm-l6 teacher -> 3-layer student")
+    summary["report"] = {k: str(v) for k, v in rep.items() if k in ("html", "markdown")}
     api.write_json(out_p / "demo.json", summary)
     print(render(summary))
+    print(f"report: {rep['html']}")
     return summary
 
 
 def render(s: dict) -> str:
-    t, st = s["teacher"], s["student"]
+    t, st, q = s["teacher"], s["student"], s["student_int8"]
+    ta = t["accuracy"]
     rows = [
-        ("", "teacher (minilm-l6)", "student"),
-        ("SST-2 dev accuracy", f"{t['accuracy']:.4f}", f"{st['accuracy']:.4f}"),
-        ("retention", "100.0%", f"{100 * s['retention']:.1f}%"),
+        ("", "teacher (minilm-l6)", "student", "student INT8"),
+        ("SST-2 dev accuracy", f"{ta:.4f}", f"{st['accuracy']:.4f}", f"{q['accuracy']:.4f}"),
+        ("retention", "100.0%", f"{100 * s['retention']:.1f}%",
+         f"{100 * q['accuracy'] / ta:.1f}%"),
         ("parameters", f"{t['params'] / 1e6:.1f}M", f"{st['params'] / 1e6:.1f}M "
-         f"({st['params_no_emb'] / 1e6:.2f}M w/o emb)"),
+         f"({st['params_no_emb'] / 1e6:.2f}M w/o emb)", "same, int8 weights"),
         (f"latency b=1 ({s['threads']} threads)", f"{t['latency_ms_b1']:.1f} ms",
-         f"{st['latency_ms_b1']:.1f} ms ({s['speedup_b1']:.2f}× faster)"),
+         f"{st['latency_ms_b1']:.1f} ms ({s['speedup_b1']:.2f}× faster)",
+         f"{q['latency_ms_b1']:.1f} ms ({q['speedup_b1']:.2f}×)"),
         ("latency b=32", f"{t['latency_ms_b32']:.1f} ms",
-         f"{st['latency_ms_b32']:.1f} ms ({s['speedup_b32']:.2f}× faster)"),
+         f"{st['latency_ms_b32']:.1f} ms ({s['speedup_b32']:.2f}× faster)",
+         f"{q['latency_ms_b32']:.1f} ms ({q['speedup_b32']:.2f}×)"),
     ]
-    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
     return ("\n" + "\n".join(lines) + f"\n\nall measured in this run ({s['demo_seconds']} s); "
             "details in demo.json\n")

@@ -17,8 +17,7 @@ from ...models import hub
 from ...models import students as S
 from ...teachers import (CachedTeacher, CallableTeacher, LogitsFileTeacher, MultiTeacher,
                          OnlineTeacher, TeacherSignal)
-from ...train.loop import Trainer, make_accelerator
-from ...train.predict import predict
+from ...train.loop import make_accelerator
 from .objective import KDObjective, needs_of
 
 
@@ -92,7 +91,6 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
     from accelerate.utils import set_seed
 
     t0 = time.time()
-    out = Path(cfg.output_dir)
     task = api.load_task(cfg.data)
     accelerator = make_accelerator()
     set_seed(cfg.train.seed)
@@ -182,30 +180,9 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
                             cfg.kd.temperature, cfg.kd.beta, task.is_regression,
                             cfg.kd.relation_heads, tokenizer)
 
-    def evaluate(trainer: Trainer) -> dict:
-        trainer.model.eval()
-        logits = predict(trainer.unwrapped.predict, dev, cfg.train.eval_batch_size,
-                         trainer.accelerator)
-        return api.task_metrics(task, logits, dev)
-
-    trainer = Trainer(objective, train, cfg.train, out, evaluate,
-                      api.standard_callbacks(out, cfg.train, task.primary_metric, "distill"),
-                      resume=resume, config_yaml=C.to_yaml(cfg), accelerator=accelerator)
-    fit = trainer.fit()
-    best = api.best_callback(trainer)
-    result = {
-        "task": task.name, "split": cfg.data.eval_split, "teachers": names + 
-        [f"callable{i}" for i in range(len(fns))], "student_kind": cfg.student.kind,
-        "best_step": best.best_step, **api._best_metrics(out, trainer),
-        "student_params": S.count_params(student),
+    return api.run_training(objective, task, train, dev, cfg, resume, accelerator, t0, {
+        "teachers": names + [f"callable{i}" for i in range(len(fns))],
+        "student_kind": cfg.student.kind, "student_params": S.count_params(student),
         "student_params_no_emb": S.count_params(student, without_embeddings=True),
         "teacher_params": S.count_params(t_models[0]) if t_models else None,
-        "train_examples": len(train), "steps": fit["step"],
-        "examples_seen": fit["examples_seen"], "world_size": fit["world_size"],
-        "train_seconds": fit["train_seconds"], "train_examples_per_s": fit["train_examples_per_s"],
-        "teacher_cache": [getattr(s, "hit", None) for s in signals],
-        "wall_seconds": round(time.time() - t0, 1),
-    }
-    if trainer.is_main:
-        api.write_json(out / "metrics.json", result)
-    return result
+        "teacher_cache": [getattr(s, "hit", None) for s in signals]})
