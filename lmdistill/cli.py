@@ -197,6 +197,21 @@ def bench(
 
 
 @app.command()
+def report(
+    run_dirs: list[str] = typer.Argument(..., help="run directories (finetune/distill outputs)"),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "--out"),
+    bench_json: Optional[str] = typer.Option(None, "--bench", help="a `lmdistill bench --output` "
+                                             "JSON (with accuracy) for the accuracy/latency chart"),
+    title: Optional[str] = typer.Option(None),
+):
+    """Write report.html (self-contained, plots embedded) and report.md for runs."""
+    from .report.build import write_report
+
+    res = write_report(run_dirs, output_dir, bench_json=bench_json, title=title)
+    typer.echo(f"{res['html']}\n{res['markdown']}")
+
+
+@app.command()
 def demo(
     data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
     output_dir: str = typer.Option("runs/demo", "--output-dir", "--out"),
