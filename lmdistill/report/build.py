@@ -399,6 +399,12 @@ def pareto_figure(points: list[BenchPoint], front: list[str], batch_size: int | 
                     xytext=(6, 5), fontsize=9,
                     fontweight="bold" if p.label in front else "normal")
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_locator(LogLocator(subs=(2, 3, 5)))
+    ax.xaxis.set_minor_formatter(plain)
     ax.margins(x=0.15, y=0.12)
     bs = f" (batch {batch_size})" if batch_size else ""
     ax.set_xlabel(f"p50 latency per batch, ms{bs} — log scale")
@@ -485,12 +491,17 @@ def md_table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+_NUMERIC = re.compile(r"^(–|★|[-+]?[\d,]*\.?\d+(e[-+]?\d+)?[%×kMB]?( \(from run\))?)$")
+
+
 def html_table(head: list[str], rows: list[list[str]]) -> str:
     e = html.escape
     out = ["<table>", "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead>",
            "<tbody>"]
     for r in rows:
-        out.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>")
+        out.append("<tr>" + "".join(
+            f'<td class="num">{e(c)}</td>' if _NUMERIC.match(c) else f"<td>{e(c)}</td>"
+            for c in r) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 
@@ -498,14 +509,14 @@ def html_table(head: list[str], rows: list[list[str]]) -> str:
 # ------------------------------------------------------------------ document
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Helvetica,Arial,sans-serif;
- margin:0;padding:24px 32px;color:#1f2328;background:#fff;line-height:1.45;max-width:1200px}
+ margin:0 auto;padding:24px 28px;color:#1f2328;background:#fff;line-height:1.45;max-width:1220px}
 h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.25em;margin:28px 0 10px;
  border-bottom:1px solid #d0d7de;padding-bottom:4px}h3{font-size:1.05em;margin:18px 0 6px}
 .sub{color:#57606a;margin:0 0 16px;font-size:.92em}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;font-size:.9em;margin:6px 0 12px}
-th,td{border:1px solid #d0d7de;padding:4px 9px;text-align:right;white-space:nowrap}
-th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
+th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;white-space:nowrap}
+th{background:#f6f8fa;white-space:normal;vertical-align:bottom}td.num{text-align:right}
 tbody tr:nth-child(even){background:#fafbfc}
 figure{margin:10px 0 18px;display:inline-block;vertical-align:top}
 figure img{max-width:100%;height:auto;border:1px solid #eaeef2}
