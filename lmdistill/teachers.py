@@ -283,7 +283,7 @@ class LogitsFileTeacher(TeacherSignal):
             table = {i: row for i, row in enumerate(np.load(p, allow_pickle=False))}
         else:
             table = {}
-            for n, line in enumerate(p.read_text().splitlines(), 1):
+            for line in p.read_text().splitlines():
                 if line.strip():
                     rec = json.loads(line)
                     table[int(rec["idx"])] = np.asarray(rec["logits"], dtype=np.float32)

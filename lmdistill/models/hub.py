@@ -166,7 +166,4 @@ def _one_line(e: BaseException) -> str:
 
 def _register_students() -> None:
     """Import the custom student classes so the Auto* factories know their config types."""
-    try:
-        from . import students  # noqa: F401
-    except ImportError:  # students arrive with the distillation core
-        pass
+    from . import students  # noqa: F401
