@@ -105,8 +105,11 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
     check_tokenizer(model, tokenizer, cfg.model.name)
     objective = SupervisedObjective(model, task.is_regression, tokenizer)
 
-    return run_training(objective, task, train, dev, cfg, resume, accelerator, t0,
-                        {"model": cfg.model.name})
+    from .models.students import count_params
+
+    return run_training(objective, task, train, dev, cfg, resume, accelerator, t0, {
+        "model": cfg.model.name, "params": count_params(model),
+        "params_no_emb": count_params(model, without_embeddings=True)})
 
 
 def run_training(objective, task: Task, train: Encoded, dev: Encoded, cfg, resume: bool,
