@@ -109,6 +109,35 @@ def multiteacher_section(res: dict) -> list[str]:
     return out
 
 
+def compress_section(res: dict) -> list[str]:
+    r = res.get("compress_sst2")
+    if not r:
+        return []
+    ms = r["models"]
+    t_acc = ms[0].get("accuracy")
+    out = ["## Compression and runtimes on SST-2 (dev)", "",
+           f"All models timed side by side in one run on the same real dev sentences, "
+           f"{r['threads']} threads, p50 over ≥{r['repeats']}×4 batches after warm-up; speedup "
+           "against the fine-tuned teacher (first row). Quantized torch folders store FP32 "
+           "weights plus the quantization recipe (applied on load), so their size on disk is "
+           "the FP32 size.", "",
+           "| model | runtime | dev acc | retention | params | p50 ms b=1 | speedup b=1 | "
+           "p50 ms b=32 | speedup b=32 | ex/s b=32 | size MB | GFLOPs/ex |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m in ms:
+        acc = m.get("accuracy")
+        fl = m.get("flops_per_example")
+        out.append(
+            f"| {m['label']} | {m['kind']} | {f'{acc:.4f}' if acc else '—'} | "
+            f"{f'{100 * acc / t_acc:.1f}%' if acc and t_acc else '—'} | "
+            f"{m['params'] / 1e6:.1f}M | {m['batch1']['p50_ms']:.1f} | "
+            f"{m['batch1']['speedup']:.2f}× | {m['batch32']['p50_ms']:.1f} | "
+            f"{m['batch32']['speedup']:.2f}× | {m['batch32']['throughput']:.0f} | "
+            f"{m['size_mb']} | {f'{fl / 1e9:.2f}' if fl else '—'} |")
+    out += ["", f"Command: `{r['command']}`", ""]
+    return out
+
+
 def speed_section(res: dict) -> list[str]:
     out = []
     for k, r in res.items():
@@ -130,7 +159,7 @@ def main() -> None:
              "command shown in its row, on this project's 2-core CPU machine (no GPU). "
              "Regenerate this page with `.venv/bin/python benchmarks/render.py`.", ""]
     lines += finetune_section(res) + distill_section(res) + multiteacher_section(res)
-    lines += speed_section(res)
+    lines += compress_section(res) + speed_section(res)
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")
 

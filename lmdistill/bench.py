@@ -101,9 +101,12 @@ def bench(models: dict[str, str], task: str = "sst2", split: str = "dev",
         tok = hub.load_tokenizer(ref)
         model = hub.load_classifier(ref).eval()
         enc = encode(examples[: max(batch_sizes) * n_batches], tok, max_length)
-        counts = getattr(model, "param_counts", None) or {
-            "params": count_params(model),
-            "params_no_emb": count_params(model, without_embeddings=True)}
+        counts = getattr(model, "param_counts", None)
+        if counts is None:  # quantized modules hide their packed weights: count the FP32 net
+            fp = hub.load_classifier(ref, quantized=False) if model_kind(ref) != "torch-fp32" \
+                else model
+            counts = {"params": count_params(fp),
+                      "params_no_emb": count_params(fp, without_embeddings=True)}
         row = {"label": label, "model": ref, "kind": model_kind(ref), **counts,
                "size_mb": dir_size_mb(hub.resolve(ref)),
                "flops_per_example": flops_per_example(model, enc, max(batch_sizes))}

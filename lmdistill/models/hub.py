@@ -111,11 +111,13 @@ def load_classifier(
     num_labels: int | None = None,
     label_names: list[str] | None = None,
     trust_remote_code: bool = False,
+    quantized: bool = True,
 ):
     """A sequence classification (num_labels>1) or regression (num_labels==1) model.
 
     A fresh head is added on top of an encoder-only checkpoint; a saved classifier is loaded
-    with its head. Custom lmdistill students (their own config classes) load here too.
+    with its head. A folder written by ``lmdistill quantize`` comes back quantized (unless
+    ``quantized=False``); an ONNX folder comes back as an ONNX Runtime session. Custom lmdistill students (their own config classes) load here too.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -145,7 +147,7 @@ def load_classifier(
         )
     except Exception as e:  # noqa: BLE001
         raise ModelError(f"cannot load model '{ref}': {_one_line(e)}") from e
-    method = quant.method_of(path)
+    method = quant.method_of(path) if quantized else None
     return quant.apply(model.eval(), method) if method else model
 
 
