@@ -2,13 +2,15 @@
 
 For each model: latency p50/p90 per batch at each batch size (after warm-up, ≥ 5 timed
 repetitions over the same batches), throughput (examples/s), parameters (total and without
-embeddings), size on disk; ratios (speedup, compression) against the FIRST model, which is
+embeddings), FLOPs per example, size on disk, peak resident memory added by loading and
+running the model (Linux; the process's high-water mark is reset before each model); ratios (speedup, compression) against the FIRST model, which is
 normally the teacher. All models see identical batches: real sentences of the task, taken in
 dataset order and padded to their batch's longest (dynamic padding, as deployed).
 """
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from pathlib import Path
@@ -26,6 +28,47 @@ def dir_size_mb(path: str | Path) -> float | None:
         return None
     n = sum(f.stat().st_size for f in p.iterdir() if f.suffix in (".safetensors", ".bin", ".onnx"))
     return round(n / 2**20, 2)
+
+
+def _proc_status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> int | None:
+    """Reset the process's peak-RSS mark (Linux: ``5 > /proc/self/clear_refs``) after handing
+    freed memory back to the OS; returns the current RSS in kB, the baseline the next
+    :func:`peak_rss_mb` is measured against."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    return _proc_status_kb("VmRSS")
+
+
+def peak_rss_mb(baseline_kb: int | None) -> float | None:
+    """Peak resident memory added since ``reset_peak_rss`` (weights + activations), in MB."""
+    hwm = _proc_status_kb("VmHWM")
+    if baseline_kb is None or hwm is None:
+        return None
+    return round(max(hwm - baseline_kb, 0) / 1024, 1)
+
+
+def param_counts(model) -> dict:
+    return {"params": count_params(model),
+            "params_no_emb": count_params(model, without_embeddings=True)}
 
 
 def model_kind(ref: str) -> str:
@@ -99,20 +142,25 @@ def bench(models: dict[str, str], task: str = "sst2", split: str = "dev",
     rows = []
     for label, ref in models.items():
         tok = hub.load_tokenizer(ref)
+        kind = model_kind(ref)
+        counts = None
+        if kind.startswith("torch") and kind != "torch-fp32":
+            # quantized modules hide their packed weights: count the FP32 network
+            fp = hub.load_classifier(ref, quantized=False)
+            counts = param_counts(fp)
+            del fp
+        baseline = reset_peak_rss()
         model = hub.load_classifier(ref).eval()
         enc = encode(examples[: max(batch_sizes) * n_batches], tok, max_length)
-        counts = getattr(model, "param_counts", None)
-        if counts is None:  # quantized modules hide their packed weights: count the FP32 net
-            fp = hub.load_classifier(ref, quantized=False) if model_kind(ref) != "torch-fp32" \
-                else model
-            counts = {"params": count_params(fp),
-                      "params_no_emb": count_params(fp, without_embeddings=True)}
-        row = {"label": label, "model": ref, "kind": model_kind(ref), **counts,
+        counts = counts or getattr(model, "param_counts", None) or param_counts(model)
+        row = {"label": label, "model": ref, "kind": kind, **counts,
                "size_mb": dir_size_mb(hub.resolve(ref)),
                "flops_per_example": flops_per_example(model, enc, max(batch_sizes))}
         for bs in batch_sizes:
             row[f"batch{bs}"] = time_model(model, enc, bs, n_batches, repeats=repeats)
+        row["peak_mem_mb"] = peak_rss_mb(baseline)  # weights + activations while timing
         rows.append(row)
+        del model
     ref = rows[0]
     for r in rows:
         r["compression"] = round(ref["params"] / r["params"], 2)
@@ -128,12 +176,14 @@ def table(result: dict) -> str:
     """Markdown table of a :func:`bench` result."""
     bss = result["batch_sizes"]
     head = ["model", "params", "params w/o emb"] + [
-        h for bs in bss for h in (f"p50 ms @{bs}", f"speedup @{bs}")] + ["ex/s @" + str(bss[-1])]
+        h for bs in bss for h in (f"p50 ms @{bs}", f"speedup @{bs}")] + [
+        "ex/s @" + str(bss[-1]), "peak MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in result["models"]:
         cells = [r["label"], f"{r['params'] / 1e6:.1f}M", f"{r['params_no_emb'] / 1e6:.2f}M"]
         for bs in bss:
             cells += [f"{r[f'batch{bs}']['p50_ms']:.1f}", f"{r[f'batch{bs}']['speedup']:.2f}×"]
         cells.append(f"{r[f'batch{bss[-1]}']['throughput']:.0f}")
+        cells.append(str(r.get("peak_mem_mb")))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -102,6 +102,8 @@ def test_bench_schema_and_ratios(trained, onnx_dirs, tmp_path):
                                                  rel=0.01)
             assert m["throughput"] == pytest.approx(bs / (m["p50_ms"] / 1e3), rel=0.01)
         assert r["params"] == t["params"]  # same network, other runtimes
+        assert r["peak_mem_mb"] is not None and r["peak_mem_mb"] >= 0
     assert rows["onnx8"]["size_mb"] < rows["onnx"]["size_mb"]
+    assert t["peak_mem_mb"] > 0  # at least the weights become resident
     md = table(res)
     assert md.count("\n") == 4 and "| onnx8 |" in md
