@@ -37,12 +37,6 @@ def quiet_transformers() -> None:
     if _quiet_done:
         return
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import logging
-
-    # transformers imports torchao (if installed) while loading any model; torchao then logs
-    # warnings about optional CUDA kernels and torch about deprecated pytree registrations
-    for name in ("torchao", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
