@@ -32,6 +32,7 @@ cfg = C.build(C.FinetuneConfig, overrides={
 })
 res = api.finetune(cfg, resume=a.resume)
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
-write_result(f"finetune_{a.task}_{a.model}", {"model": a.model, "task": a.task,
+name = f"finetune_{a.task}_{a.model}" + (f"_limit{a.limit}" if a.limit else "")
+write_result(name, {"model": a.model, "task": a.task,
                                               "epochs": a.epochs, "lr": a.lr,
                                               "limit": a.limit, **res}, cmd)

@@ -122,8 +122,8 @@ def compress_section(res: dict) -> list[str]:
            "weights plus the quantization recipe (applied on load), so their size on disk is "
            "the FP32 size.", "",
            "| model | runtime | dev acc | retention | params | p50 ms b=1 | speedup b=1 | "
-           "p50 ms b=32 | speedup b=32 | ex/s b=32 | size MB | GFLOPs/ex |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "p50 ms b=32 | speedup b=32 | ex/s b=32 | size MB | peak MB | GFLOPs/ex |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in ms:
         acc = m.get("accuracy")
         fl = m.get("flops_per_example")
@@ -133,7 +133,8 @@ def compress_section(res: dict) -> list[str]:
             f"{m['params'] / 1e6:.1f}M | {m['batch1']['p50_ms']:.1f} | "
             f"{m['batch1']['speedup']:.2f}× | {m['batch32']['p50_ms']:.1f} | "
             f"{m['batch32']['speedup']:.2f}× | {m['batch32']['throughput']:.0f} | "
-            f"{m['size_mb']} | {f'{fl / 1e9:.2f}' if fl else '—'} |")
+            f"{m['size_mb']} | {m.get('peak_mem_mb', '—')} | "
+            f"{f'{fl / 1e9:.2f}' if fl else '—'} |")
     out += ["", f"Command: `{r['command']}`", ""]
     return out
 
