@@ -100,23 +100,13 @@ def read_tsv(path: PathLike, header: bool = True, *, errors: str = "strict") -> 
     columns: list[str] | None = None
     rows: list[list[str]] = []
     lines: list[int] = []
-    try:
-        # newline="\n": split only on LF (a stray CR inside a field stays in the field).
-        with open(p, encoding="utf-8-sig", errors=errors, newline="\n") as f:
-            for lineno, line in enumerate(f, start=1):
-                line = line.rstrip("\n")
-                if line.endswith("\r"):
-                    line = line[:-1]
-                if not line.strip():
-                    continue
-                fields = line.split("\t")
-                if header and columns is None:
-                    columns = fields
-                    continue
-                rows.append(fields)
-                lines.append(lineno)
-    except UnicodeDecodeError as e:
-        raise _decode_error(p, e) from None
+    for lineno, line in read_lines(p, errors=errors):
+        fields = line.split("\t")
+        if header and columns is None:
+            columns = fields
+            continue
+        rows.append(fields)
+        lines.append(lineno)
     if header and columns is None:
         columns = []
     return Table(p, columns, rows, lines)
@@ -171,6 +161,7 @@ def read_lines(path: PathLike, *, errors: str = "strict") -> list[tuple[int, str
     p = _check_file(path)
     out: list[tuple[int, str]] = []
     try:
+        # newline="\n": split only on LF (a stray CR inside a field stays in the field).
         with open(p, encoding="utf-8-sig", errors=errors, newline="\n") as f:
             for lineno, line in enumerate(f, start=1):
                 line = line.rstrip("\n")
