@@ -153,13 +153,66 @@ def speed_section(res: dict) -> list[str]:
     return out
 
 
+def targets_section(res: dict) -> list[str]:
+    """The issues' targets, each checked against the measured figures above."""
+    out = ["## Targets at a glance", "", "| target | measured | met |", "|---|---|---|"]
+
+    def row(target, measured, ok):
+        out.append(f"| {target} | {measured} | {'yes' if ok else '**no**'} |")
+
+    ft = res.get("finetune_sst2_minilm-l6")
+    if ft:
+        row("minilm-l6 on full SST-2: dev accuracy ≈ 89–91%", f"{ft['accuracy']:.4f}",
+            0.89 <= ft["accuracy"] <= 0.91)
+    s3 = res.get("distill_sst2_s3-logit-hidden")
+    if s3:
+        row("3-layer student keeps ≥ 97% of the teacher's SST-2 accuracy",
+            f"{100 * s3['retention']:.1f}% (logit + hidden KD)", s3["retention"] >= 0.97)
+    for task in ("sst2", "mrpc", "rte"):
+        for depth in ("s3", "s2"):
+            base = res.get(f"distill_{task}_{depth}-nokd")
+            kd = [res.get(f"distill_{task}_{depth}-{v}") for v in ("logit", "logit-hidden")]
+            if base and all(kd):
+                p = base["primary"]
+                best = max(k["metrics"][p] for k in kd)
+                row(f"KD beats no-KD ({task}, {depth[1]}-layer student)",
+                    f"best KD {p} {best:.4f} vs no-KD {base['metrics'][p]:.4f}",
+                    best > base["metrics"][p])
+    ec = res.get("epochcost_sst2")
+    if ec:
+        row("cached-teacher KD epoch ≤ 1.1× a plain fine-tuning epoch",
+            f"{ec['ratio_cached']:.3f}×", ec["ratio_cached"] <= 1.1)
+    cs = res.get("compress_sst2")
+    if cs:
+        ms = {m["label"]: m for m in cs["models"]}
+        st, te = ms.get("student-3L"), ms.get("teacher")
+        for name in ("student-int8-torchao", "student-int8-torch-dynamic", "student-onnx-int8"):
+            q = ms.get(name)
+            if q and st:
+                drop = 100 * (st["accuracy"] - q["accuracy"])
+                fast = st["batch32"]["p50_ms"] / q["batch32"]["p50_ms"]
+                row(f"{name}: ≤ 1 point lost and ≥ 2× faster than the FP32 student at b=32",
+                    f"{drop:+.2f} points lost, {fast:.2f}× faster", drop <= 1 and fast >= 2)
+        if te:
+            ok = [m for m in cs["models"] if m.get("accuracy") and m["label"] != "teacher"
+                  and m["accuracy"] / te["accuracy"] >= 0.96]
+            best = max(ok, key=lambda m: m["batch32"]["speedup"], default=None)
+            if best:
+                row("best student ≥ 4× faster than the teacher at ≥ 96% retention",
+                    f"{best['label']}: {best['batch32']['speedup']:.2f}× at "
+                    f"{100 * best['accuracy'] / te['accuracy']:.1f}%",
+                    best["batch32"]["speedup"] >= 4)
+    out.append("")
+    return out if len(out) > 5 else []
+
+
 def main() -> None:
     res = load()
     lines = ["# Benchmarks", "",
              "Every figure below is read from `benchmarks/results/*.json`, written by the "
              "command shown in its row, on this project's 2-core CPU machine (no GPU). "
              "Regenerate this page with `.venv/bin/python benchmarks/render.py`.", ""]
-    lines += finetune_section(res) + distill_section(res) + multiteacher_section(res)
+    lines += targets_section(res) + finetune_section(res) + distill_section(res) + multiteacher_section(res)
     lines += compress_section(res) + speed_section(res)
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")
