@@ -132,8 +132,12 @@ class OnlineTeacher(TeacherSignal):
 
 
 def fingerprint_model(model: torch.nn.Module) -> str:
-    """sha256 over the names and bytes of every tensor: same weights, same key."""
+    """sha256 over the config and the names and bytes of every tensor: same network, same key
+    (the config matters too: e.g. a different head count gives other attentions)."""
     h = hashlib.sha256()
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "to_json_string"):
+        h.update(config.to_json_string(use_diff=False).encode())
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())

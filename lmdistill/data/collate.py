@@ -35,13 +35,6 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.input_ids)
 
-    def __add__(self, other: "Encoded") -> "Encoded":
-        """Concatenation (e.g. the train split plus augmented, unlabelled text)."""
-        tt = (self.token_type_ids or [[0] * len(x) for x in self.input_ids]) + (
-            other.token_type_ids or [[0] * len(x) for x in other.input_ids])
-        return Encoded(self.input_ids + other.input_ids, tt, self.labels + other.labels,
-                       self.idx + other.idx, self.texts + other.texts, self.pad_id)
-
     @property
     def lengths(self) -> list[int]:
         return [len(x) for x in self.input_ids]
