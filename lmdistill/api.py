@@ -93,7 +93,7 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
 
     t0 = time.time()
     task = load_task(cfg.data)
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(cfg.train.mixed_precision)
     set_seed(cfg.train.seed)
     tokenizer = hub.load_tokenizer(cfg.model.name, cfg.model.trust_remote_code)
     train = load_encoded(task, cfg.data.train_split, tokenizer, cfg.data.max_length,
@@ -134,6 +134,7 @@ def run_training(objective, task: Task, train: Encoded, dev: Encoded, cfg, resum
         "best_step": best.best_step, **_best_metrics(out, trainer),
         "train_examples": len(train), "steps": fit["step"],
         "examples_seen": fit["examples_seen"], "world_size": fit["world_size"],
+        "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
         "train_seconds": fit["train_seconds"],
         "train_examples_per_s": fit["train_examples_per_s"],
         "wall_seconds": round(time.time() - t0, 1),
@@ -160,23 +161,78 @@ def _best_metrics(out: Path, trainer: Trainer) -> dict:
 
 
 # ------------------------------------------------------------------ evaluate
-def evaluate(model: str, task: str, split: str = "dev", data_dir: str | None = None,
+def inference_device(ref: str, accelerator=None):
+    """Where a saved model runs: INT8 (torch/torchao) and ONNX Runtime folders are CPU
+    models; anything else runs on the accelerator's device (a CUDA GPU when present)."""
+    import torch
+
+    from .compress.onnx import is_onnx_dir
+    from .compress.quantize import method_of
+
+    path = hub.resolve(ref)
+    if Path(path).is_dir() and (is_onnx_dir(path) or method_of(path)):
+        return torch.device("cpu")
+    return accelerator.device if accelerator is not None else torch.device("cpu")
+
+
+def evaluate(model: str, task: str | None, split: str = "dev", data_dir: str | None = None,
              limit: int | None = None, batch_size: int = 128, max_length: int = 128,
-             trust_remote_code: bool = False, progress: bool = True) -> dict:
-    """Evaluate a saved model (folder, alias or hub name) on a task split."""
+             trust_remote_code: bool = False, progress: bool = True,
+             texts_file: str | None = None) -> dict:
+    """Evaluate a saved model (folder, alias or hub name) on a task split.
+
+    With ``texts_file`` (one text a line, a tab before a pair's second sentence), or with no
+    task, there are no labels: the model predicts those texts (or lmdistill's built-in
+    sentences) and the result has the predicted-label counts and the speed, not metrics."""
+    if texts_file is not None or task is None:
+        return _predict_only(model, texts_file, batch_size, max_length, trust_remote_code,
+                             progress)
     t = get_task(task, data_dir=data_dir)
     tokenizer = hub.load_tokenizer(model, trust_remote_code)
     m = hub.load_classifier(model, t.num_labels, t.label_names, trust_remote_code)
     check_tokenizer(m, tokenizer, model)
     m.eval()
     enc = load_encoded(t, split, tokenizer, max_length, limit)
+    logits, secs = _run_predict(model, m, enc, batch_size, progress)
+    metrics = task_metrics(t, logits, enc)
+    return {"task": t.name, "split": split, "model": model, "examples": len(enc), **metrics,
+            "seconds": round(secs, 2)}
+
+
+def _run_predict(ref: str, m, enc: Encoded, batch_size: int, progress: bool):
     accelerator = make_accelerator()
+    device = inference_device(ref, accelerator)
+    m = m.to(device)  # an ONNX session stays on the CPU (its .to is a no-op)
     from .methods.finetune import model_inputs
 
     t0 = time.time()
     logits = predict(lambda b: m(**model_inputs(b)).logits, enc, batch_size, accelerator,
-                     progress=progress, desc="evaluate")
-    secs = time.time() - t0
-    metrics = task_metrics(t, logits, enc)
-    return {"task": t.name, "split": split, "model": model, "examples": len(enc), **metrics,
-            "seconds": round(secs, 2)}
+                     progress=progress, desc="evaluate", device=device)
+    return logits, time.time() - t0
+
+
+def _predict_only(model: str, texts_file: str | None, batch_size: int, max_length: int,
+                  trust_remote_code: bool, progress: bool) -> dict:
+    from collections import Counter
+
+    from .data.sample_texts import timing_texts
+    from .data.tasks import Example
+
+    texts, source = timing_texts(None, texts_file=texts_file)
+    tokenizer = hub.load_tokenizer(model, trust_remote_code)
+    m = hub.load_classifier(model, trust_remote_code=trust_remote_code)
+    check_tokenizer(m, tokenizer, model)
+    m.eval()
+    enc = encode([Example(a, b, None, i) for i, (a, b) in enumerate(texts)], tokenizer,
+                 max_length)
+    logits, secs = _run_predict(model, m, enc, batch_size, progress)
+    names = getattr(m.config, "id2label", None) or {}
+    out = {"model": model, "texts": source, "examples": len(enc),
+           "note": "no labels: predictions and speed only, no metrics",
+           "seconds": round(secs, 2), "examples_per_s": round(len(enc) / max(secs, 1e-9), 1)}
+    if logits.shape[-1] == 1:
+        out["mean_prediction"] = float(logits.mean())
+    else:
+        counts = Counter(int(i) for i in logits.argmax(-1))
+        out["predicted"] = {str(names.get(k, k)): v for k, v in sorted(counts.items())}
+    return out

@@ -64,6 +64,9 @@ class TrainConfig(Strict):
     pool_factor: int = 50
     num_threads: int | None = None
     progress: bool = True
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
+        "auto", description="auto: bf16 on a CUDA GPU that supports it, else fp32 (the CPU "
+                            "stays fp32); fp16 needs a CUDA GPU")
 
 
 class FinetuneConfig(Strict):

@@ -140,7 +140,9 @@ def fingerprint_model(model: torch.nn.Module) -> str:
         h.update(config.to_json_string(use_diff=False).encode())
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        h.update(str(v.dtype).encode())
+        # raw bytes through uint8: numpy has no bfloat16, so .numpy() would fail on a bf16 model
+        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 
@@ -172,7 +174,7 @@ class CachedTeacher(TeacherSignal):
     def __init__(self, model: torch.nn.Module, enc: Encoded, needs: Needs = Needs(),
                  cache_dir: str | Path | None = None, batch_size: int = 128,
                  dtype: torch.dtype = torch.float32, progress: bool = True,
-                 teacher_key: str | None = None):
+                 teacher_key: str | None = None, device: torch.device | str | None = None):
         self.enc, self.needs = enc, needs
         key_src = json.dumps({"teacher": teacher_key or fingerprint_model(model),
                               "data": fingerprint_data(enc), "needs": needs.__dict__,
@@ -181,12 +183,17 @@ class CachedTeacher(TeacherSignal):
         self.path = Path(cache_dir or default_cache_dir()) / self.key
         self.hit = (self.path / "meta.json").exists()
         if not self.hit:
-            self._build(model, batch_size, dtype, progress)
+            self._build(model, batch_size, dtype, progress, device)
         self._load()
 
-    def _build(self, model, batch_size, dtype, progress):
+    def _build(self, model, batch_size, dtype, progress, device=None):
+        """One pass of the teacher over the data, on ``device`` (the GPU when there is one);
+        the outputs are kept on the CPU, where the cache file is written from."""
         from safetensors.torch import save_file
 
+        home = next(model.parameters()).device
+        if device is not None:
+            model.to(device)
         online = OnlineTeacher(model, self.needs)
         n = len(self.enc)
         lengths = self.enc.lengths
@@ -199,7 +206,7 @@ class CachedTeacher(TeacherSignal):
             it = tqdm(batches, desc="caching teacher", leave=False, dynamic_ncols=True)
         per_ex: dict[str, list] = {}
         for b in it:
-            out = online(collate(self.enc, b, with_labels=False))
+            out = to_device(online(collate(self.enc, b, with_labels=False)), torch.device("cpu"))
             if logits is None:
                 logits = torch.empty((n,) + tuple(out.logits.shape[1:]), dtype=torch.float32)
             logits[b] = out.logits.float()
@@ -210,6 +217,7 @@ class CachedTeacher(TeacherSignal):
                         L = lengths[i]
                         x = t[r, :, :L, :L] if kind == "attention" else t[r, :L]
                         lst[i] = x.to(dtype).reshape(-1) if kind == "attention" else x.to(dtype)
+        model.to(home)
         tensors = {"logits": logits.contiguous()}
         meta = {"n": n, "lengths": lengths, "features": {}}
         for name, lst in per_ex.items():
@@ -237,6 +245,7 @@ class CachedTeacher(TeacherSignal):
         self.lengths = meta["lengths"]
 
     def __call__(self, batch: dict) -> TeacherOut:
+        """The cached outputs of the batch's rows, on the batch's device."""
         idx = batch["index"].tolist()
         out = TeacherOut(logits=self.tensors["logits"][idx])
         L = batch["input_ids"].shape[1]
@@ -255,7 +264,7 @@ class CachedTeacher(TeacherSignal):
                     x = torch.nn.functional.pad(x, (0, 0, 0, L - li))
                 rows.append(x.float())
             getattr(out, kind)[int(layer)] = torch.stack(rows)
-        return out
+        return to_device(out, batch["input_ids"].device)
 
 
 class CallableTeacher(TeacherSignal):
@@ -273,7 +282,7 @@ class CallableTeacher(TeacherSignal):
         if logits.ndim != 2 or logits.shape[0] != len(texts):
             raise ModelError(f"teacher callable returned shape {tuple(logits.shape)} for "
                              f"{len(texts)} texts; expected [{len(texts)}, num_labels]")
-        return TeacherOut(logits=logits)
+        return TeacherOut(logits=logits.to(batch["input_ids"].device))
 
 
 class LogitsFileTeacher(TeacherSignal):
@@ -298,7 +307,8 @@ class LogitsFileTeacher(TeacherSignal):
         self.logits = torch.tensor(np.stack([table[i] for i in enc.idx]), dtype=torch.float32)
 
     def __call__(self, batch: dict) -> TeacherOut:
-        return TeacherOut(logits=self.logits[batch["index"]])
+        idx = batch["index"]  # the table lives on the CPU; the batch may be on a GPU
+        return TeacherOut(logits=self.logits[idx.cpu()].to(idx.device))
 
 
 # ------------------------------------------------------------------ several teachers
@@ -320,17 +330,20 @@ def teacher_weights(logits: torch.Tensor, strategy: str, labels: torch.Tensor | 
     ``sharpness`` raises the unnormalised scores to that power before normalising.
     """
     K, B = logits.shape[0], logits.shape[1]
+    dev = logits.device
+    if labels is not None:
+        labels = labels.to(dev)
     if strategy == "uniform":
-        return torch.full((B, K), 1.0 / K)
+        return torch.full((B, K), 1.0 / K, device=dev)
     if strategy == "fixed":
         if fixed is None or len(fixed) != K:
             raise ConfigError(f"strategy 'fixed' needs {K} weights, got {fixed}")
-        w = torch.tensor(fixed, dtype=torch.float32).clamp(min=0)
+        w = torch.tensor(fixed, dtype=torch.float32, device=dev).clamp(min=0)
         return (w / w.sum()).expand(B, K).clone()
     if regression:
         pred = logits[..., 0].T  # [B, K]
         if strategy != "gold" or labels is None:
-            return torch.full((B, K), 1.0 / K)
+            return torch.full((B, K), 1.0 / K, device=dev)
         y = labels.float()[:, None]
         ok = torch.isfinite(y)
         score = torch.exp(-(pred - torch.where(ok, y, 0.0)) ** 2)
@@ -380,7 +393,21 @@ class MultiTeacher(TeacherSignal):
         self.num_teachers = len(teachers)
 
     def __call__(self, batch: dict) -> TeacherOut:
-        logits = torch.stack([t(batch).logits.float() for t in self.teachers])
+        dev = batch["input_ids"].device  # cached/file/callable teachers answer from the CPU
+        logits = torch.stack([t(batch).logits.float().to(dev) for t in self.teachers])
         w = teacher_weights(logits, self.strategy, batch.get("labels"), self.fixed,
                             self.regression, self.sharpness)
         return TeacherOut(logits=logits, weights=w)
+
+
+def to_device(t: TeacherOut, dev: torch.device) -> TeacherOut:
+    """Move every tensor of ``t`` to ``dev`` (in place; returns ``t``)."""
+    if t.logits is not None:
+        t.logits = t.logits.to(dev)
+    if t.weights is not None:
+        t.weights = t.weights.to(dev)
+    for kind in FEATURES:
+        d = getattr(t, kind)
+        for k in d:
+            d[k] = d[k].to(dev)
+    return t

@@ -5,7 +5,8 @@ A checkpoint is a folder ``checkpoints/step-00000123/`` holding
 - ``model.safetensors``  every trainable tensor of the objective (student + projections ...),
 - ``optimizer.pt`` / ``scheduler.pt``  their state dicts (tensors and numbers only; loaded with
   ``torch.load(weights_only=True)``, so no arbitrary pickles are executed),
-- ``rng.safetensors``  the torch RNG state, plus Python/NumPy RNG states in the JSON,
+- ``rng.safetensors``  the torch CPU RNG state and, on a GPU machine, every CUDA device's
+  (dropout on the GPU draws from those), plus Python/NumPy RNG states in the JSON,
 - ``trainer_state.json``  step, epoch, position in the epoch, callback states,
 - ``MANIFEST.json``  sha256 of every file, written last.
 
@@ -56,11 +57,24 @@ def rng_state() -> tuple[dict, dict]:
         "python": _tuples_to_lists(random.getstate()),
         "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
     }
-    return {"torch": torch.get_rng_state()}, js
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, st in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda_{i}"] = st
+    return tensors, js
 
 
 def set_rng_state(tensors: dict, js: dict) -> None:
     torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted(tensors, key=lambda k: int(k[5:]) if k[5:].isdigit()
+                                       else -1) if k.startswith("cuda_")]
+    if cuda and torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        if len(cuda) == n:
+            torch.cuda.set_rng_state_all(cuda)
+        else:  # resumed on another number of GPUs: restore what matches
+            for i, st in enumerate(cuda[:n]):
+                torch.cuda.set_rng_state(st, i)
     random.setstate(_lists_to_tuples(js["python"]))
     n = js["numpy"]
     np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), *n[2:]))

@@ -52,12 +52,35 @@ class TrainState:
         return self.epoch + self.group_in_epoch / max(self.steps_per_epoch, 1)
 
 
-def make_accelerator():
-    """CPU unless CUDA is present. ``cpu=True`` matters under ``torchrun``/``accelerate launch``
-    on a CPU machine: without it both processes would run full unsharded copies."""
-    from accelerate import Accelerator
+def resolve_mixed_precision(mode: str = "auto", cpu: bool | None = None) -> str:
+    """``auto`` -> ``bf16`` on a CUDA GPU that supports it, else ``no`` (the CPU trains in
+    fp32: bf16 autocast there is slower on most CPUs and changes results). ``fp16`` needs CUDA."""
+    cpu = (not torch.cuda.is_available()) if cpu is None else cpu
+    if mode not in ("auto", "no", "fp16", "bf16"):
+        raise ConfigError(f"train.mixed_precision must be auto, no, fp16 or bf16, not '{mode}'")
+    if mode == "auto":
+        return "bf16" if not cpu and torch.cuda.is_bf16_supported() else "no"
+    if mode == "fp16" and cpu:
+        raise ConfigError("train.mixed_precision=fp16 needs a CUDA GPU; use bf16 or no on a CPU")
+    return mode
 
-    return Accelerator(cpu=not torch.cuda.is_available())
+
+def make_accelerator(mixed_precision: str = "no"):
+    """CPU unless CUDA is present. ``cpu=True`` matters under ``torchrun``/``accelerate launch``
+    on a CPU machine: without it both processes would run full unsharded copies.
+
+    ``mixed_precision`` (``auto | no | fp16 | bf16``, see :func:`resolve_mixed_precision`)
+    reaches Accelerate, which autocasts the objective's forward pass (and scales fp16 losses).
+    Accelerate keeps one process-wide state; it is reset when the precision changes so that
+    several runs with different settings can share a process (tests, notebooks)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    cpu = not torch.cuda.is_available()
+    mp = resolve_mixed_precision(mixed_precision, cpu)
+    if AcceleratorState._shared_state.get("_mixed_precision", mp) != mp:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=cpu, mixed_precision=mp)
 
 
 def param_groups(module: torch.nn.Module, weight_decay: float):
@@ -86,7 +109,7 @@ class Trainer:
         self.cfg = cfg
         self.output_dir = Path(output_dir)
         self.ckpt_dir = self.output_dir / "checkpoints"
-        self.accelerator = accelerator or make_accelerator()
+        self.accelerator = accelerator or make_accelerator(cfg.mixed_precision)
         self.is_main = self.accelerator.is_main_process
         self.objective = objective
         self.train_data = train_data
@@ -230,7 +253,8 @@ class Trainer:
         self._checkpoint()
         for cb in self.callbacks:
             cb.on_train_end(self)
-        seen = acc.reduce(torch.tensor(self.state.examples_seen), "sum").item()
+        seen = acc.reduce(torch.tensor(self.state.examples_seen, device=acc.device),
+                          "sum").item()
         acc.wait_for_everyone()
         return {"step": self.state.step, "epoch": self.state.epoch_float,
                 "examples_seen": int(seen), "world_size": acc.num_processes,

@@ -15,15 +15,18 @@ from ..data.collate import Encoded, collate, shard_batches, sorted_batches
 
 @torch.inference_mode()
 def predict(fn: Callable[[dict], torch.Tensor], enc: Encoded, batch_size: int = 128,
-            accelerator=None, progress: bool = False, desc: str = "predict") -> np.ndarray:
+            accelerator=None, progress: bool = False, desc: str = "predict",
+            device: torch.device | None = None) -> np.ndarray:
     """``fn(batch) -> [B, ...]`` over all of ``enc``; returns an array in ``enc`` order.
 
+    Batches go to ``device`` (default: the accelerator's), where the model must be.
     With several processes each rank predicts a disjoint share of the (length-sorted) batches
     and the results are gathered, so every example is predicted exactly once.
     """
     rank = accelerator.process_index if accelerator else 0
     world = accelerator.num_processes if accelerator else 1
-    device = accelerator.device if accelerator else torch.device("cpu")
+    if device is None:
+        device = accelerator.device if accelerator else torch.device("cpu")
     batches = shard_batches(sorted_batches(enc.lengths, batch_size), rank, world)
     it = batches
     if progress and rank == 0:

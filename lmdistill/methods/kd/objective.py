@@ -19,7 +19,7 @@ import torch
 
 from ... import losses as L
 from ...mapping import LayerMatch, Projections
-from ...teachers import Needs, TeacherSignal, mix, prepare_for_features, run_model
+from ...teachers import Needs, TeacherSignal, mix, prepare_for_features, run_model, to_device
 from ..finetune import model_inputs, supervised_loss
 
 
@@ -87,8 +87,8 @@ class KDObjective(torch.nn.Module):
         raise ValueError(f"unknown feature {m.feature}")
 
     def forward(self, batch: dict) -> dict:
-        t = self.teacher(batch)
         dev = batch["input_ids"].device
+        t = to_device(self.teacher(batch), dev)
         out, s = run_model(self.student, batch, self.s_needs, self.recorder)
         logits = out.logits
         alpha, tau = self.alpha(self.step), self.temperature(self.step)
@@ -108,7 +108,6 @@ class KDObjective(torch.nn.Module):
         loss = alpha * terms["soft"] + (1 - alpha) * terms.get("hard", 0.0)
         if self.matches:
             mask = batch["attention_mask"]
-            t = _to(t, dev)
             inter = sum(m.weight * self._match_loss(m, s, t, mask) for m in self.matches)
             terms["inter"] = inter
             loss = loss + self.beta(self.step) * inter
@@ -132,10 +131,3 @@ class KDObjective(torch.nn.Module):
             save_file({k: v.contiguous() for k, v in self.projections.state_dict().items()},
                       str(Path(out_dir) / "projections.safetensors"))
 
-
-def _to(t, dev):
-    for kind in ("hidden", "attention", "value"):
-        d = getattr(t, kind)
-        for k in d:
-            d[k] = d[k].to(dev)
-    return t

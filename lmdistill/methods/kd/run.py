@@ -74,7 +74,8 @@ def hf_callable(model, tokenizer, max_length: int, batch_size: int = 64) -> Call
         b = [t[1] for t in texts] if texts and isinstance(texts[0], tuple) else None
         x = tokenizer(a, b, truncation=True, max_length=max_length, padding=True,
                       return_tensors="pt")
-        return model(**x).logits
+        dev = next(model.parameters()).device  # the teacher may sit on a GPU
+        return model(**{k: v.to(dev) for k, v in x.items()}).logits.float().cpu()
 
     return fn
 
@@ -92,7 +93,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
 
     t0 = time.time()
     task = api.load_task(cfg.data)
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(cfg.train.mixed_precision)
     set_seed(cfg.train.seed)
     names = cfg.teacher.all_names
     fns = [teacher_fn] if callable(teacher_fn) else list(teacher_fn or [])
@@ -141,8 +142,8 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
                 raise ConfigError(f"teacher '{ref}' uses a different tokenizer than the "
                                   "student: intermediate-layer KD needs a shared tokenizer "
                                   "(logit KD works with any)")
-            signals.append(CallableTeacher(hf_callable(t_model, t_tok, cfg.data.max_length),
-                                           train))
+            signals.append(CallableTeacher(hf_callable(t_model.to(accelerator.device), t_tok,
+                                                       cfg.data.max_length), train))
             continue
         if cfg.kd.features:
             pairs = resolve_mapping(cfg.kd.mapping, S.num_layers(t_model.config),
@@ -161,7 +162,8 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
         if cfg.teacher.cache:
             if accelerator.is_main_process:
                 sig = CachedTeacher(t_model, train, needs, cfg.teacher.cache_dir,
-                                    cfg.teacher.batch_size, progress=cfg.train.progress)
+                                    cfg.teacher.batch_size, progress=cfg.train.progress,
+                                    device=accelerator.device)
             accelerator.wait_for_everyone()
             if not accelerator.is_main_process:
                 sig = CachedTeacher(t_model, train, needs, cfg.teacher.cache_dir,
