@@ -11,11 +11,11 @@ export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: venv demo test bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install -q torch==2.13.0 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install -q -e '.[test,sre]' 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q -c constraints-cpu.txt torch 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q -c constraints-cpu.txt -e '.[test,sre,torchao]' 2>&1 | grep -v "is ignored" || true
 	$(PY) -c "import lmdistill, torch, transformers, accelerate"
 	touch $@
 

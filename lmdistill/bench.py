@@ -1,4 +1,4 @@
-"""Side-by-side CPU inference measurements of several models on the same real inputs.
+"""Side-by-side inference measurements of several models on the same real inputs.
 
 For each model: latency p50/p90 per batch at each batch size (after warm-up, ≥ 5 timed
 repetitions over the same batches), throughput (examples/s), parameters (total and without
@@ -84,7 +84,8 @@ def model_kind(ref: str) -> str:
 
 
 @torch.inference_mode()
-def flops_per_example(model, enc: Encoded, batch_size: int) -> float | None:
+def flops_per_example(model, enc: Encoded, batch_size: int,
+                      device: torch.device | None = None) -> float | None:
     """FLOPs of one forward pass per example (PyTorch models; counted by torch's
     FlopCounterMode on a real batch, matmuls and convolutions). None for ONNX/quantized."""
     if not isinstance(model, torch.nn.Module):
@@ -92,7 +93,8 @@ def flops_per_example(model, enc: Encoded, batch_size: int) -> float | None:
     from torch.utils.flop_counter import FlopCounterMode
 
     b = list(range(min(batch_size, len(enc))))
-    x = {k: v for k, v in collate(enc, b, with_labels=False).items() if k != "index"}
+    x = {k: v.to(device or "cpu") for k, v in collate(enc, b, with_labels=False).items()
+         if k != "index"}
     try:
         with FlopCounterMode(display=False) as fc:
             model(**x)
@@ -104,22 +106,26 @@ def flops_per_example(model, enc: Encoded, batch_size: int) -> float | None:
 
 @torch.inference_mode()
 def time_model(model, enc: Encoded, batch_size: int, n_batches: int = 4, warmup: int = 1,
-               repeats: int = 5) -> dict:
+               repeats: int = 5, device: torch.device | None = None) -> dict:
     """Latency per batch (seconds, p50/p90 over ``repeats`` × ``n_batches``) and throughput."""
     batches = [list(range(i * batch_size, (i + 1) * batch_size)) for i in range(n_batches)]
     batches = [b for b in batches if b[-1] < len(enc)]
     if not batches:
         raise ValueError(f"need at least {batch_size} examples to time batch size {batch_size}")
-    inputs = [{k: v for k, v in collate(enc, b, with_labels=False).items() if k != "index"}
-              for b in batches]
+    dev = torch.device(device or "cpu")
+    inputs = [{k: v.to(dev) for k, v in collate(enc, b, with_labels=False).items()
+               if k != "index"} for b in batches]
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         for x in inputs:
             model(**x)
+    sync()
     times = []
     for _ in range(repeats):
         for x in inputs:
             t0 = time.perf_counter()
             model(**x)
+            sync()  # CUDA kernels run asynchronously: wait for them before reading the clock
             times.append(time.perf_counter() - t0)
     times.sort()
     p50 = statistics.median(times)
@@ -128,19 +134,61 @@ def time_model(model, enc: Encoded, batch_size: int, n_batches: int = 4, warmup:
             "throughput": round(batch_size / p50, 1), "timed_runs": len(times)}
 
 
-def bench(models: dict[str, str], task: str = "sst2", split: str = "dev",
+def base_of(ref: str) -> str | None:
+    """The FP32 folder a quantized / ONNX folder was made from (None for an FP32 model)."""
+    import json
+
+    from .compress.onnx import INFO_FILE, is_onnx_dir
+    from .compress.quantize import QUANT_FILE
+
+    p = Path(hub.resolve(ref))
+    for f in (p / QUANT_FILE, p / INFO_FILE if is_onnx_dir(p) else None):
+        if f is not None and f.exists():
+            src = json.loads(f.read_text()).get("source")
+            return str(Path(src).resolve()) if src else None
+    return None
+
+
+def bench(models: dict[str, str], task: str | None = "sst2", split: str = "dev",
           batch_sizes: tuple[int, ...] = (1, 32), data_dir: str | None = None,
           threads: int | None = None, repeats: int = 5, max_length: int = 128,
-          n_batches: int = 4) -> dict:
-    """Measure ``{label: model ref}`` side by side; the first is the reference for ratios."""
-    from .data.tasks import get_task
+          n_batches: int = 4, texts_file: str | None = None, device: str = "cpu",
+          progress: bool = False) -> dict:
+    """Measure ``{label: model ref}`` side by side; the first is the reference for ratios.
+
+    Inputs: ``texts_file`` if given, else the sentences of ``task``'s ``split``, else (no data
+    directory) built-in sentences; the result says which (``texts``). ``device="cuda"`` times
+    FP32 PyTorch models on the GPU (INT8 and ONNX models always run on the CPU; each row names
+    its device). The result records the machine (CPU model, ISA, threads, GPU); a quantized or
+    ONNX variant slower than its FP32 base (when that base is benched too) is flagged
+    ``slower_than_base``.
+    """
+    from .data.sample_texts import timing_texts
+    from .data.tasks import Example
+    from .hardware import machine_info
 
     if threads:
         torch.set_num_threads(threads)
-    t = get_task(task, data_dir=data_dir)
-    examples = t.load(split)
+    if device not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"device must be cpu, cuda or auto, not {device!r}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        from .errors import ConfigError
+
+        raise ConfigError("--device cuda: no CUDA GPU here")
+    need = max(batch_sizes) * n_batches
+    texts, source = timing_texts(task, split, data_dir, texts_file, need=need)
+    examples = [Example(a, b, None, i) for i, (a, b) in enumerate(texts[:need])]
     rows = []
-    for label, ref in models.items():
+    it = models.items()
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(list(it), desc="bench", leave=False, dynamic_ncols=True)
+    for label, ref in it:
+        if progress:
+            it.set_postfix_str(label)
         tok = hub.load_tokenizer(ref)
         kind = model_kind(ref)
         counts = None
@@ -151,39 +199,73 @@ def bench(models: dict[str, str], task: str = "sst2", split: str = "dev",
             del fp
         baseline = reset_peak_rss()
         model = hub.load_classifier(ref).eval()
-        enc = encode(examples[: max(batch_sizes) * n_batches], tok, max_length)
+        dev = torch.device(device if kind == "torch-fp32" else "cpu")
+        model = model.to(dev)
+        enc = encode(examples, tok, max_length)
         counts = counts or getattr(model, "param_counts", None) or param_counts(model)
-        row = {"label": label, "model": ref, "kind": kind, **counts,
+        row = {"label": label, "model": ref, "kind": kind, "device": str(dev),
+               "base": base_of(ref), **counts,
                "size_mb": dir_size_mb(hub.resolve(ref)),
-               "flops_per_example": flops_per_example(model, enc, max(batch_sizes))}
+               "flops_per_example": flops_per_example(model, enc, max(batch_sizes), dev)}
         for bs in batch_sizes:
-            row[f"batch{bs}"] = time_model(model, enc, bs, n_batches, repeats=repeats)
+            row[f"batch{bs}"] = time_model(model, enc, bs, n_batches, repeats=repeats,
+                                           device=dev)
         row["peak_mem_mb"] = peak_rss_mb(baseline)  # weights + activations while timing
         rows.append(row)
         del model
     ref = rows[0]
+    by_path = {str(Path(hub.resolve(r["model"])).resolve()): r for r in rows}
     for r in rows:
         r["compression"] = round(ref["params"] / r["params"], 2)
         r["compression_no_emb"] = round(ref["params_no_emb"] / max(r["params_no_emb"], 1), 2)
         for bs in batch_sizes:
             r[f"batch{bs}"]["speedup"] = round(ref[f"batch{bs}"]["p50_ms"] /
                                                r[f"batch{bs}"]["p50_ms"], 2)
-    return {"task": task, "split": split, "threads": torch.get_num_threads(),
-            "batch_sizes": list(batch_sizes), "repeats": repeats, "models": rows}
+        base = by_path.get(r["base"]) if r["base"] else None
+        if base is not None:
+            bs = max(batch_sizes)
+            r["base_label"] = base["label"]
+            r["speedup_vs_base"] = round(base[f"batch{bs}"]["p50_ms"] /
+                                         r[f"batch{bs}"]["p50_ms"], 2)
+            r["slower_than_base"] = r["speedup_vs_base"] < 1.0
+    m = machine_info()
+    return {"task": task, "split": split, "texts": source, "threads": torch.get_num_threads(),
+            "device": device, "machine": m, "batch_sizes": list(batch_sizes),
+            "repeats": repeats, "models": rows}
 
 
 def table(result: dict) -> str:
-    """Markdown table of a :func:`bench` result."""
+    """Markdown table of a :func:`bench` result, with the machine line and a warning for every
+    variant slower than its FP32 base."""
+    from .hardware import machine_line
+
     bss = result["batch_sizes"]
     head = ["model", "params", "params w/o emb"] + [
         h for bs in bss for h in (f"p50 ms @{bs}", f"speedup @{bs}")] + [
-        "ex/s @" + str(bss[-1]), "peak MB"]
+        "ex/s @" + str(bss[-1]), "peak MB", "vs FP32 base"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes = []
     for r in result["models"]:
         cells = [r["label"], f"{r['params'] / 1e6:.1f}M", f"{r['params_no_emb'] / 1e6:.2f}M"]
         for bs in bss:
             cells += [f"{r[f'batch{bs}']['p50_ms']:.1f}", f"{r[f'batch{bs}']['speedup']:.2f}×"]
         cells.append(f"{r[f'batch{bss[-1]}']['throughput']:.0f}")
         cells.append(str(r.get("peak_mem_mb")))
+        vs = r.get("speedup_vs_base")
+        if vs is None:
+            cells.append("—")
+        elif r.get("slower_than_base"):
+            cells.append(f"**{vs:.2f}× SLOWER than {r['base_label']}**")
+            notes.append(f"WARNING: {r['label']} ({r['kind']}) is slower than its FP32 base "
+                         f"{r['base_label']} on this machine; use `lmdistill quantize --method "
+                         "auto`, which picks the fastest backend here")
+        else:
+            cells.append(f"{vs:.2f}×")
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    m = result.get("machine")
+    foot = []
+    if m:
+        foot.append(f"machine: {machine_line(m)}; device: {result.get('device', 'cpu')}")
+    if result.get("texts"):
+        foot.append(f"inputs: {result['texts']}")
+    return "\n".join(lines + [""] * bool(foot + notes) + foot + notes)

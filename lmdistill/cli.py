@@ -116,18 +116,22 @@ def make_student(
 @app.command()
 def evaluate(
     model: str = typer.Argument(..., help="saved model folder, alias or hub name"),
-    task: str = typer.Option(..., help="task name"),
+    task: Optional[str] = typer.Option(None, help="task name (without one: predictions and "
+                                       "speed on --texts or built-in sentences)"),
     split: str = typer.Option("dev"),
     data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
     limit: Optional[int] = typer.Option(None),
     batch_size: int = typer.Option(128),
     max_length: int = typer.Option(128),
+    texts: Optional[str] = typer.Option(None, help="predict these texts (one a line), no "
+                                        "metrics"),
     output: Optional[str] = typer.Option(None, help="also write the metrics to this JSON file"),
 ):
-    """Evaluate a saved model on a task split."""
+    """Evaluate a saved model on a task split (or predict texts without labels)."""
     from . import api
 
-    result = api.evaluate(model, task, split, data_dir, limit, batch_size, max_length)
+    result = api.evaluate(model, task, split, data_dir, limit, batch_size, max_length,
+                          texts_file=texts)
     if output:
         api.write_json(__import__("pathlib").Path(output), result)
     _print_result(result)
@@ -137,21 +141,26 @@ def evaluate(
 def quantize(
     model: str = typer.Argument(..., help="saved model folder"),
     output_dir: str = typer.Option(..., "--output-dir", "--out"),
-    method: str = typer.Option("torchao-int8", help="torchao-int8 | torch-dynamic-int8"),
-    task: Optional[str] = typer.Option(None, help="also report accuracy before/after on this task"),
+    method: str = typer.Option("auto", help="auto (time every backend here, keep the fastest "
+                               "within --tolerance) | torch-dynamic-int8 | onnx-int8 | "
+                               "torchao-int8"),
+    task: Optional[str] = typer.Option(None, help="check accuracy on this task (and time on "
+                                       "its sentences)"),
     split: str = typer.Option("dev"),
     data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    tolerance: float = typer.Option(1.0, help="most points of the task metric INT8 may lose"),
+    force: bool = typer.Option(False, help="write the fastest INT8 even if it is slower than "
+                               "FP32 here (with a warning)"),
+    texts: Optional[str] = typer.Option(None, help="time on these sentences (one a line)"),
+    limit: Optional[int] = typer.Option(None, help="evaluate on this many rows of the split"),
+    batch_size: int = typer.Option(32, help="batch size the choice is made at"),
 ):
-    """Post-training dynamic INT8 quantization of a saved model."""
+    """INT8 quantization chosen for this machine: the fastest backend within tolerance."""
     from .compress.quantize import quantize as run
 
-    info = run(model, output_dir, method)
-    if task:
-        from . import api
-
-        before = api.evaluate(model, task, split, data_dir, progress=False)
-        after = api.evaluate(output_dir, task, split, data_dir, progress=False)
-        info.update({"before": before, "after": after})
+    info = run(model, output_dir, method, task, split, data_dir, tolerance, force, texts,
+               batch_size=batch_size, eval_limit=limit)
+    info.pop("machine", None)
     _print_result(info)
 
 
@@ -175,12 +184,17 @@ def export(
 def bench(
     models: list[str] = typer.Argument(..., help="label=model or model; the first is the "
                                        "reference (teacher)"),
-    task: str = typer.Option("sst2"),
+    task: Optional[str] = typer.Option("sst2", help="time on this task's sentences"),
     split: str = typer.Option("dev"),
     batch_size: list[int] = typer.Option([1, 32], "--batch-size"),
     threads: Optional[int] = typer.Option(None),
     repeats: int = typer.Option(5),
     data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    texts: Optional[str] = typer.Option(None, help="time on these sentences (one a line, a tab "
+                                        "between a pair's two); default: the task's, or "
+                                        "built-in ones without a data directory"),
+    device: str = typer.Option("cpu", help="cpu | cuda | auto (FP32 PyTorch models; INT8 and "
+                               "ONNX always run on the CPU)"),
     output: Optional[str] = typer.Option(None, help="write the JSON result here"),
 ):
     """Measure models side by side on the same real inputs (latency, throughput, size)."""
@@ -190,7 +204,8 @@ def bench(
     from .bench import bench as run, table
 
     pairs = dict(m.split("=", 1) if "=" in m else (Path(m).name or m, m) for m in models)
-    result = run(pairs, task, split, tuple(batch_size), data_dir, threads, max(repeats, 5))
+    result = run(pairs, task, split, tuple(batch_size), data_dir, threads, max(repeats, 5),
+                 texts_file=texts, device=device, progress=True)
     if output:
         api.write_json(Path(output), result)
     typer.echo(table(result))

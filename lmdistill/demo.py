@@ -3,7 +3,9 @@
 1. fine-tune the ``minilm-l6`` teacher (all-MiniLM-L6-v2, 6 layers) on a seeded SST-2 subset;
 2. distil it into a 3-layer student (teacher layers [1, 3, 5]) with logit + hidden-state KD,
    the teacher's outputs cached on disk;
-3. quantize the student to INT8 (torchao, per-channel weights);
+3. quantize the student to INT8 with ``--method auto``: every INT8 backend that works on this
+   machine is timed against the FP32 student, and the fastest within 1 accuracy point is kept
+   (which one wins depends on the CPU's ISA: AVX2 / AVX-512 VNNI / AMX);
 4. evaluate all three on the full SST-2 dev set and time them side by side on the CPU;
 5. print accuracy, retention, parameters, latency and speedup, all measured in this run, and
    write the HTML/Markdown report (training curves, accuracy vs latency).
@@ -42,21 +44,34 @@ def run(data_dir: str | None = None, out: str = "runs/demo", train_limit: int = 
         "student.num_layers": student_layers, "kd.features": ["hidden"], "kd.alpha": 0.9,
         "kd.temperature": 2.0, "train.lr": 1e-4, "train.epochs": 2 * epochs}), resume=resume)
 
-    from .compress.quantize import quantize
+    from .compress.quantize import QuantizationRefused, quantize
+    from .hardware import machine_info, machine_line
 
-    print("[demo 3/3] INT8 student; evaluating all on the full SST-2 dev set; timing them "
-          "side by side")
+    print(f"[demo 3/3] INT8 student for this machine ({machine_line(machine_info())}): "
+          "timing every INT8 backend against the FP32 student")
     int8_dir = out_p / "student-int8"
-    quantize(student_dir / "model", int8_dir, "torchao-int8")
-    ev_t = api.evaluate(str(teacher_dir / "model"), "sst2", "dev", data_dir, progress=False)
-    ev_s = api.evaluate(str(student_dir / "model"), "sst2", "dev", data_dir, progress=False)
-    ev_q = api.evaluate(str(int8_dir), "sst2", "dev", data_dir, progress=False)
-    b = bench({"teacher": str(teacher_dir / "model"), "student": str(student_dir / "model"),
-               "student-int8": str(int8_dir)}, "sst2", "dev", (1, 32), data_dir, repeats=5)
-    for row, ev in zip(b["models"], (ev_t, ev_s, ev_q)):
+    try:
+        q = quantize(student_dir / "model", int8_dir, "auto", task="sst2", split="dev",
+                     data_dir=data_dir, log=print)
+    except QuantizationRefused as e:  # keep the FP32 student; say so instead of a slower INT8
+        print(f"[demo] {e}")
+        q, int8_dir = None, None
+    models = {"teacher": str(teacher_dir / "model"), "student": str(student_dir / "model")}
+    if int8_dir is not None:
+        models[f"student-int8 ({q['method']})"] = str(int8_dir)
+    evs = []
+    for i, (label, ref) in enumerate(models.items(), 1):
+        print(f"[demo] evaluating {label} on the full SST-2 dev set ({i}/{len(models)})")
+        evs.append(api.evaluate(ref, "sst2", "dev", data_dir, progress=True))
+    print(f"[demo] timing {', '.join(models)} side by side (batch 1 and 32)")
+    b = bench(models, "sst2", "dev", (1, 32), data_dir, repeats=5, progress=True)
+    for row, ev in zip(b["models"], evs):
         row["accuracy"] = ev["accuracy"]
+    ev_t, ev_s = evs[0], evs[1]
+    ev_q = evs[2] if int8_dir is not None else None
     api.write_json(out_p / "bench.json", b)
-    bt, bs, bq = b["models"]
+    bt, bs = b["models"][:2]
+    bq = b["models"][2] if ev_q is not None else None
     summary = {
         "teacher": {"accuracy": ev_t["accuracy"], "params": bt["params"],
                     "latency_ms_b32": bt["batch32"]["p50_ms"],
@@ -65,10 +80,14 @@ def run(data_dir: str | None = None, out: str = "runs/demo", train_limit: int = 
                     "params_no_emb": bs["params_no_emb"],
                     "latency_ms_b32": bs["batch32"]["p50_ms"],
                     "latency_ms_b1": bs["batch1"]["p50_ms"]},
-        "student_int8": {"accuracy": ev_q["accuracy"], "latency_ms_b32": bq["batch32"]["p50_ms"],
-                         "latency_ms_b1": bq["batch1"]["p50_ms"],
-                         "speedup_b32": bq["batch32"]["speedup"],
-                         "speedup_b1": bq["batch1"]["speedup"]},
+        "student_int8": None if bq is None else {
+            "accuracy": ev_q["accuracy"], "backend": q["method"],
+            "latency_ms_b32": bq["batch32"]["p50_ms"], "latency_ms_b1": bq["batch1"]["p50_ms"],
+            "speedup_b32": bq["batch32"]["speedup"], "speedup_b1": bq["batch1"]["speedup"],
+            "speedup_vs_fp32_student_b32": bq.get("speedup_vs_base"),
+            "candidates": {k: {kk: v.get(kk) for kk in ("latency_ms", "metric", "error")}
+                           for k, v in q["measurements"].items()}},
+        "machine": b["machine"],
         "retention": ev_s["accuracy"] / ev_t["accuracy"],
         "speedup_b32": bs["batch32"]["speedup"], "speedup_b1": bs["batch1"]["speedup"],
         "threads": b["threads"], "finetune": ft, "distill": ds,
@@ -86,26 +105,44 @@ def run(data_dir: str | None = None, out: str = "runs/demo", train_limit: int = 
 
 
 def render(s: dict) -> str:
+    from .hardware import machine_line
+
     t, st, q = s["teacher"], s["student"], s["student_int8"]
     ta = t["accuracy"]
+    cols = ["", "teacher (minilm-l6)", "student"] + ([f"student INT8 ({q['backend']})"] if q
+                                                      else [])
     rows = [
-        ("", "teacher (minilm-l6)", "student", "student INT8"),
-        ("SST-2 dev accuracy", f"{ta:.4f}", f"{st['accuracy']:.4f}", f"{q['accuracy']:.4f}"),
-        ("retention", "100.0%", f"{100 * s['retention']:.1f}%",
-         f"{100 * q['accuracy'] / ta:.1f}%"),
-        ("parameters", f"{t['params'] / 1e6:.1f}M", f"{st['params'] / 1e6:.1f}M "
-         f"({st['params_no_emb'] / 1e6:.2f}M w/o emb)", "same, int8 weights"),
-        (f"latency b=1 ({s['threads']} threads)", f"{t['latency_ms_b1']:.1f} ms",
-         f"{st['latency_ms_b1']:.1f} ms ({s['speedup_b1']:.2f}× faster)",
-         f"{q['latency_ms_b1']:.1f} ms ({q['speedup_b1']:.2f}×)"),
-        ("latency b=32", f"{t['latency_ms_b32']:.1f} ms",
-         f"{st['latency_ms_b32']:.1f} ms ({s['speedup_b32']:.2f}× faster)",
-         f"{q['latency_ms_b32']:.1f} ms ({q['speedup_b32']:.2f}×)"),
+        cols,
+        ["SST-2 dev accuracy", f"{ta:.4f}", f"{st['accuracy']:.4f}"]
+        + ([f"{q['accuracy']:.4f}"] if q else []),
+        ["retention", "100.0%", f"{100 * s['retention']:.1f}%"]
+        + ([f"{100 * q['accuracy'] / ta:.1f}%"] if q else []),
+        ["parameters", f"{t['params'] / 1e6:.1f}M", f"{st['params'] / 1e6:.1f}M "
+         f"({st['params_no_emb'] / 1e6:.2f}M w/o emb)"] + (["same, int8 weights"] if q else []),
+        [f"latency b=1 ({s['threads']} threads)", f"{t['latency_ms_b1']:.1f} ms",
+         f"{st['latency_ms_b1']:.1f} ms ({s['speedup_b1']:.2f}× faster)"]
+        + ([f"{q['latency_ms_b1']:.1f} ms ({q['speedup_b1']:.2f}×)"] if q else []),
+        ["latency b=32", f"{t['latency_ms_b32']:.1f} ms",
+         f"{st['latency_ms_b32']:.1f} ms ({s['speedup_b32']:.2f}× faster)"]
+        + ([f"{q['latency_ms_b32']:.1f} ms ({q['speedup_b32']:.2f}×)"] if q else []),
     ]
-    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    w = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
-    return ("\n" + "\n".join(lines) + f"\n\nall measured in this run ({s['demo_seconds']} s); "
-            "details in demo.json\n")
+    if q:
+        vs = q.get("speedup_vs_fp32_student_b32")
+        tried = ", ".join(f"{k} {v['latency_ms']:.1f} ms" if v.get("latency_ms") else
+                          f"{k} ({v.get('error') or 'n/a'})"
+                          for k, v in q["candidates"].items())
+        lines.append(f"\nINT8 backend chosen for this CPU: {q['backend']}"
+                     + (f" ({vs:.2f}× the FP32 student at b=32 in the table's timing)"
+                        if vs else "") + f"; timed at b=32 while choosing: {tried}")
+        if vs is not None and vs < 1:
+            lines.append("WARNING: in this final timing the INT8 student was slower than the "
+                         "FP32 student (machine noise or a busy CPU); see demo.json")
+    else:
+        lines.append("\nno INT8 backend was faster than the FP32 student on this CPU: kept FP32")
+    return ("\n" + "\n".join(lines) + f"\n\nmachine: {machine_line(s['machine'])}"
+            f"\nall measured in this run ({s['demo_seconds']} s); details in demo.json\n")
 
 
 if __name__ == "__main__":

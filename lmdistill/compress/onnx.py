@@ -58,6 +58,10 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False,
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / ONNX_FILE
     B, L = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    import logging
+
+    # "torchvision is not installed. Skipping torchvision::nms" x4: irrelevant to text models
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(wrapper, tuple(x[n] for n in names), str(onnx_path),
@@ -96,7 +100,15 @@ def quantize_int8(src: Path, dst: Path) -> None:
     del m.graph.value_info[:]
     cleared = src.with_name("model.noshape.onnx")
     onnx.save(m, str(cleared))
-    quantize_dynamic(str(cleared), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # ORT logs "consider pre-processing" (image-model advice)
+    try:
+        quantize_dynamic(str(cleared), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     cleared.unlink()
 
 

@@ -66,7 +66,7 @@ def test_onnx_int8_is_smaller_and_close(trained, onnx_dirs):
 def test_quantized_and_onnx_evaluate_like_any_model(trained, onnx_dirs, tmp_path):
     fp32_dir, int8_dir, _, _ = onnx_dirs
     q = tmp_path / "q"
-    info = Q.quantize(trained, q)
+    info = Q.write_quantized(trained, q, "torchao-int8")
     assert Q.method_of(q) == info["method"] == "torchao-int8"
     base = api.evaluate(str(trained), "sst2", "dev", limit=128, max_length=48, progress=False)
     for ref in (q, fp32_dir, int8_dir):
@@ -106,4 +106,107 @@ def test_bench_schema_and_ratios(trained, onnx_dirs, tmp_path):
     assert rows["onnx8"]["size_mb"] < rows["onnx"]["size_mb"]
     assert t["peak_mem_mb"] > 0  # at least the weights become resident
     md = table(res)
-    assert md.count("\n") == 4 and "| onnx8 |" in md
+    assert md.splitlines()[0].startswith("| model |") and "| onnx8 |" in md
+    assert len([ln for ln in md.splitlines() if ln.startswith("| ")]) == 4  # head + 3 rows
+    assert "machine: " in md and "threads" in md
+    assert res["machine"]["cpu"]["flags"] == hub_flags()
+    # both ONNX folders were exported from `trained`, which is benched too: compared to it
+    assert rows["onnx"]["base_label"] == rows["onnx8"]["base_label"] == "teacher"
+    for r in (rows["onnx"], rows["onnx8"]):
+        assert r["slower_than_base"] == (r["speedup_vs_base"] < 1)
+        assert r["speedup_vs_base"] == pytest.approx(
+            t["batch4"]["p50_ms"] / r["batch4"]["p50_ms"], rel=0.01)
+    assert "slower_than_base" not in t
+
+
+def hub_flags():
+    from lmdistill.hardware import cpu_info
+
+    return cpu_info()["flags"]
+
+
+def test_table_flags_a_variant_slower_than_its_base():
+    row = lambda label, ms, **kw: {"label": label, "params": 1e6, "params_no_emb": 5e5,  # noqa
+                                   "batch32": {"p50_ms": ms, "speedup": 10 / ms,
+                                               "throughput": 32e3 / ms}, **kw}
+    res = {"batch_sizes": [32], "device": "cpu", "texts": "built-in sentences",
+           "machine": {"cpu": {"model": "AMD EPYC 7B12", "arch": "x86_64", "isa": ["AVX2"],
+                               "cores": 2}, "threads": 2, "torch": "2.13.0", "gpu": None},
+           "models": [row("student", 10.0),
+                      row("int8", 250.0, kind="torchao-int8", base_label="student",
+                          speedup_vs_base=0.04, slower_than_base=True),
+                      row("int8-dyn", 5.0, kind="torch-dynamic-int8", base_label="student",
+                          speedup_vs_base=2.0, slower_than_base=False)]}
+    md = table(res)
+    assert "**0.04× SLOWER than student**" in md and "| 2.00× |" in md
+    assert md.count("WARNING") == 1 and "int8 (torchao-int8) is slower" in md
+    assert "machine: AMD EPYC 7B12 (x86_64; AVX2), 2 cores, 2 threads" in md
+    assert "inputs: built-in sentences" in md
+
+
+def test_bench_without_a_data_directory_uses_builtin_sentences(trained, monkeypatch, tmp_path):
+    monkeypatch.delenv("LMDISTILL_DATA", raising=False)
+    res = bench({"m": str(trained)}, "sst2", "dev", (2,), repeats=5, n_batches=2)
+    assert "built-in sentences" in res["texts"] and "no data directory" in res["texts"]
+    f = tmp_path / "t.txt"
+    f.write_text("one sentence here\nanother , longer sentence to time\tand its pair\n")
+    res = bench({"m": str(trained)}, None, "dev", (2,), repeats=5, n_batches=2,
+                texts_file=str(f))
+    assert res["texts"] == f"texts file {f}" and res["models"][0]["batch2"]["timed_runs"] == 10
+
+
+# ------------------------------------------------------------------ quantize --method auto
+def test_quantize_auto_real_backends_then_evaluate_and_bench(trained, tmp_path):
+    out = tmp_path / "auto"
+    rec = Q.quantize(trained, out, "auto", task="sst2", eval_limit=128, max_length=48,
+                     force=True, progress=False, log=lambda m: None)
+    avail = Q.available_backends()
+    meas = rec["measurements"]
+    assert set(meas) == {"fp32", *Q.BACKENDS}
+    for name, ok in avail.items():
+        if ok is None:  # every backend that works here was built, timed side by side
+            assert meas[name].get("error") is None, meas[name]
+            assert meas[name]["latency_ms"] > 0 and meas[name]["latency_ms_b1"] > 0
+    assert meas["fp32"]["metric"] is not None and rec["metric"] == "accuracy"
+    # the choice is the fastest of those that ran and kept accuracy within a point
+    ok = [n for n, m in meas.items() if n != "fp32" and not m.get("error")
+          and m.get("metric") is not None and 100 * (meas["fp32"]["metric"] - m["metric"]) <= 1]
+    assert rec["method"] == min(ok, key=lambda n: meas[n]["latency_ms"])
+    assert rec["slower_than_fp32"] == (meas[rec["method"]]["latency_ms"] >=
+                                       meas["fp32"]["latency_ms"])
+    saved = json.loads((out / Q.CHOICE_FILE).read_text())
+    assert saved["method"] == rec["method"] and saved["machine"]["cpu"]["flags"] == hub_flags()
+    assert not (tmp_path / "auto.candidates").exists()
+    ev = api.evaluate(str(out), "sst2", "dev", limit=128, max_length=48, progress=False)
+    assert ev["accuracy"] == pytest.approx(meas[rec["method"]]["metric"])
+    res = bench({"fp32": str(trained), "int8": str(out)}, "sst2", "dev", (4,), repeats=5,
+                n_batches=2)
+    assert res["models"][1]["base_label"] == "fp32"
+
+
+def test_quantize_refuses_a_backend_slower_than_fp32(trained, tmp_path, monkeypatch):
+    """With timings where FP32 wins (an AVX2-only CPU under torchao), nothing is written."""
+    def fp32_wins(models, inputs, repeats=5, **kw):
+        return {n: {"latency_ms": 10.0 if n == "fp32" else 400.0, "runs": 1} for n in models}
+
+    monkeypatch.setattr(Q, "time_side_by_side", fp32_wins)
+    out = tmp_path / "q"
+    with pytest.raises(Q.QuantizationRefused, match="slower than FP32"):
+        Q.quantize(trained, out, "torch-dynamic-int8", task="sst2", eval_limit=64,
+                   max_length=48, progress=False, log=lambda m: None)
+    assert not out.exists() and not (tmp_path / "q.candidates").exists()
+    with pytest.warns(UserWarning, match="SLOWER than the FP32 model"):
+        rec = Q.quantize(trained, out, "torch-dynamic-int8", task="sst2", eval_limit=64,
+                         max_length=48, progress=False, force=True, log=lambda m: None)
+    assert rec["slower_than_fp32"] and Q.method_of(out) == "torch-dynamic-int8"
+
+
+def test_evaluate_without_labels_predicts_texts(trained, tmp_path, monkeypatch):
+    monkeypatch.delenv("LMDISTILL_DATA", raising=False)
+    res = api.evaluate(str(trained), None, progress=False)
+    assert "built-in sentences" in res["texts"] and "no metrics" in res["note"]
+    assert sum(res["predicted"].values()) == res["examples"] > 30
+    f = tmp_path / "t.txt"
+    f.write_text("a fine film\nawful\n")
+    res = api.evaluate(str(trained), "sst2", texts_file=str(f), progress=False)
+    assert res["examples"] == 2 and res["texts"] == f"texts file {f}"
