@@ -15,11 +15,15 @@ RESULTS = Path(os.environ.get("LMDISTILL_BENCH_RESULTS", Path(__file__).parent /
 
 
 def machine() -> dict:
+    """Where a figure came from: cores and threads, plus (since issue 7) the CPU model, its ISA
+    (AVX2 / AVX-512 / VNNI / AMX) and the GPU, if any (lmdistill.hardware)."""
     import torch
+
+    from lmdistill.hardware import machine_info
 
     return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform()}
+            "platform": platform.platform(), **machine_info()}
 
 
 def write_result(name: str, figures: dict, command: str | None = None) -> Path:

@@ -21,9 +21,21 @@ def load() -> dict[str, dict]:
 
 
 def machine_line(r: dict) -> str:
+    """The machine a result came from: CPU model + ISA + threads (+ GPU) where the result
+    recorded them (since issue 7), else the cores and threads it did record."""
     m = r.get("machine", {})
+    if m.get("cpu"):
+        from lmdistill.hardware import machine_line as line
+
+        return f"{line(m)}, Python {m.get('python')}"
     return (f"{m.get('cpu_count')} CPU cores, torch {m.get('torch')} "
-            f"({m.get('torch_threads')} threads), Python {m.get('python')}")
+            f"({m.get('torch_threads')} threads), Python {m.get('python')}; CPU model and ISA "
+            "not recorded (measured before issue 7)")
+
+
+def device_of(r: dict) -> str:
+    g = r.get("machine", {}).get("gpu")
+    return f"GPU {g['name']}" if g and r.get("device", "cpu").startswith("cuda") else "CPU"
 
 
 def finetune_section(res: dict) -> list[str]:
@@ -31,13 +43,15 @@ def finetune_section(res: dict) -> list[str]:
     if not rows:
         return []
     out = ["## Fine-tuning (teachers)", "",
-           "| model | task | train rows | epochs | dev metric | train throughput (ex/s) | "
-           "training time (s) | wall time (s) | command |", "|---|---|---|---|---|---|---|---|---|"]
+           "| model | task | train rows | epochs | dev metric | device | train throughput "
+           "(ex/s) | training time (s) | wall time (s) | command |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         metric = next(k for k in ("accuracy", "f1", "mcc", "pearson") if k in r)
         extra = f", F1 {r['f1']:.4f}" if metric == "accuracy" and "f1" in r else ""
         out.append(f"| {r['model']} | {r['task']} | {r['train_examples']} | {r['epochs']} | "
-                   f"{metric} {r[metric]:.4f}{extra} | {r.get('train_examples_per_s', '')} | "
+                   f"{metric} {r[metric]:.4f}{extra} | {device_of(r)} | "
+                   f"{r.get('train_examples_per_s', '')} | "
                    f"{r.get('train_seconds', '')} | {r.get('wall_seconds', '')} | "
                    f"`{r['command']}` |")
     out += ["", f"Machine: {machine_line(rows[0])}. Training throughput counts only time inside "
@@ -77,6 +91,7 @@ def distill_section(res: dict) -> list[str]:
             out += ["", f"Speedups: `{speed['command']}` ({speed['threads']} threads, "
                     f"p50 latency over ≥{speed['repeats']}×4 batches of real dev sentences, all "
                     "models timed in one run)."]
+        out += ["", f"Machine: {machine_line(rows[0])}."]
         out.append("")
     return out
 
@@ -105,7 +120,7 @@ def multiteacher_section(res: dict) -> list[str]:
                    f"{statistics.stdev(accs) if len(accs) > 1 else 0:.4f} | {len(accs)} | "
                    f"{', '.join(f'{a:.4f}' for a in accs)} | "
                    f"{statistics.mean(first):.4f} | `{cmd}` |")
-    out.append("")
+    out += ["", f"Machine: {machine_line(any_r)}.", ""]
     return out
 
 
@@ -116,27 +131,63 @@ def compress_section(res: dict) -> list[str]:
     ms = r["models"]
     t_acc = ms[0].get("accuracy")
     out = ["## Compression and runtimes on SST-2 (dev)", "",
+           f"Machine: **{machine_line(r)}**.", "",
+           f"Teacher `{r.get('teacher_dir', ms[0]['model'])}`, student "
+           f"`{r.get('student_dir', ms[1]['model'])}`.", "",
            f"All models timed side by side in one run on the same real dev sentences, "
            f"{r['threads']} threads, p50 over ≥{r['repeats']}×4 batches after warm-up; speedup "
            "against the fine-tuned teacher (first row). Quantized torch folders store FP32 "
            "weights plus the quantization recipe (applied on load), so their size on disk is "
            "the FP32 size.", "",
            "| model | runtime | dev acc | retention | params | p50 ms b=1 | speedup b=1 | "
-           "p50 ms b=32 | speedup b=32 | ex/s b=32 | size MB | peak MB | GFLOPs/ex |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "p50 ms b=32 | speedup b=32 | ex/s b=32 | vs FP32 base b=32 | size MB | peak MB | "
+           "GFLOPs/ex |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in ms:
         acc = m.get("accuracy")
         fl = m.get("flops_per_example")
+        vs = m.get("speedup_vs_base")
+        vs = "—" if vs is None else (f"**{vs:.2f}× (slower)**" if m.get("slower_than_base")
+                                     else f"{vs:.2f}×")
+        kind = m["kind"] + (f" (auto's choice)" if m.get("chosen_backend") else "")
         out.append(
-            f"| {m['label']} | {m['kind']} | {f'{acc:.4f}' if acc else '—'} | "
+            f"| {m['label']} | {kind} | {f'{acc:.4f}' if acc else '—'} | "
             f"{f'{100 * acc / t_acc:.1f}%' if acc and t_acc else '—'} | "
             f"{m['params'] / 1e6:.1f}M | {m['batch1']['p50_ms']:.1f} | "
             f"{m['batch1']['speedup']:.2f}× | {m['batch32']['p50_ms']:.1f} | "
-            f"{m['batch32']['speedup']:.2f}× | {m['batch32']['throughput']:.0f} | "
+            f"{m['batch32']['speedup']:.2f}× | {m['batch32']['throughput']:.0f} | {vs} | "
             f"{m['size_mb']} | {m.get('peak_mem_mb', '—')} | "
             f"{f'{fl / 1e9:.2f}' if fl else '—'} |")
+    ac = r.get("auto_choice")
+    if ac:
+        fmt = lambda x: "not evaluated (slower than FP32)" if x is None else f"{x:.4f}"  # noqa
+        tried = "; ".join(f"{k}: {v.get('latency_ms'):.1f} ms, acc {fmt(v.get('metric'))}"
+                          if not v.get("error") else f"{k}: {v['error']}"
+                          for k, v in ac["measurements"].items())
+        out += ["", f"`quantize --method auto` on this machine chose **{ac['method']}** "
+                f"({ac['speedup']:.2f}× the FP32 student at b=32 while choosing). Measured "
+                f"while choosing (b=32 p50, dev accuracy): {tried}."]
     out += ["", f"Command: `{r['command']}`", ""]
     return out
+
+
+def devices_section(res: dict) -> list[str]:
+    """Same finetune/distill commands timed on the CPU and on a CUDA GPU, each row naming its
+    device; a GPU row only exists where a result recorded a GPU."""
+    rows = [r for k, r in res.items() if k.startswith("device_")]
+    out = ["## CPU and CUDA GPU", ""]
+    if not rows:
+        out += ["No CUDA GPU was available to this project's sessions so far: the CUDA tests "
+                "(`tests/e2e/test_cuda.py`: finetune/evaluate with bf16, cached + logits-file "
+                "gold multi-teacher distillation, online teacher with kill-and-resume, bf16 "
+                "fingerprint, GPU bench and quantize) are skipped by `make test` here and have "
+                "**not been run**; no GPU figure is claimed. Every figure on this page is from "
+                "the CPU named in its section.", ""]
+        return out
+    out += ["| command | device | ex/s | dev metric | machine |", "|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| `{r['command']}` | {device_of(r)} | {r['train_examples_per_s']} | "
+                   f"{r['metric']} | {machine_line(r)} |")
+    return out + [""]
 
 
 def speed_section(res: dict) -> list[str]:
@@ -149,7 +200,7 @@ def speed_section(res: dict) -> list[str]:
                     f"cached teacher {r['kd_ex_s']} ex/s, logit KD with the teacher run online "
                     f"{r['online_ex_s']} ex/s. KD epoch / plain epoch = "
                     f"**{r['ratio_cached']:.3f}×** (cached), {r['ratio_online']:.3f}× (online). "
-                    f"Command: `{r['command']}`", ""]
+                    f"Command: `{r['command']}`. Machine: {machine_line(r)}.", ""]
     return out
 
 
@@ -186,7 +237,8 @@ def targets_section(res: dict) -> list[str]:
     if cs:
         ms = {m["label"]: m for m in cs["models"]}
         st, te = ms.get("student-3L"), ms.get("teacher")
-        for name in ("student-int8-torchao", "student-int8-torch-dynamic", "student-onnx-int8"):
+        for name in ("student-int8-auto", "student-int8-torchao", "student-int8-torch-dynamic",
+                     "student-onnx-int8"):
             q = ms.get(name)
             if q and st:
                 drop = 100 * (st["accuracy"] - q["accuracy"])
@@ -210,10 +262,11 @@ def main() -> None:
     res = load()
     lines = ["# Benchmarks", "",
              "Every figure below is read from `benchmarks/results/*.json`, written by the "
-             "command shown in its row, on this project's 2-core CPU machine (no GPU). "
+             "command shown in its row, on the machine its section names (this project's "
+             "2-core CPU machines, no GPU so far). "
              "Regenerate this page with `.venv/bin/python benchmarks/render.py`.", ""]
     lines += targets_section(res) + finetune_section(res) + distill_section(res) + multiteacher_section(res)
-    lines += compress_section(res) + speed_section(res)
+    lines += compress_section(res) + speed_section(res) + devices_section(res)
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")
 

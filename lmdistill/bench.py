@@ -257,8 +257,8 @@ def table(result: dict) -> str:
         elif r.get("slower_than_base"):
             cells.append(f"**{vs:.2f}× SLOWER than {r['base_label']}**")
             notes.append(f"WARNING: {r['label']} ({r['kind']}) is slower than its FP32 base "
-                         f"{r['base_label']} on this machine; use `lmdistill quantize --method "
-                         "auto`, which picks the fastest backend here")
+                         f"{r['base_label']} on this machine: deploy the faster one "
+                         "(`lmdistill quantize --method auto` measures before it picks)")
         else:
             cells.append(f"{vs:.2f}×")
         lines.append("| " + " | ".join(cells) + " |")
