@@ -121,6 +121,9 @@ class KDConfig(Strict):
     mapping: str | list[list[int]] | dict[int, int] = "uniform"
     include_embeddings: bool = True
     feature_weights: dict[str, float] = Field(default_factory=dict)
+    losses: dict[Literal["hidden", "attention", "value_relation", "cosine"], str] = Field(
+        default_factory=dict, description="loss per feature, e.g. {attention: mse} "
+                                          "(default: hidden mse, attention kl)")
     keep_projections: bool = False
     relation_heads: int = 12
 

@@ -5,9 +5,10 @@ A teacher signal is bound to one encoded dataset (``Encoded``) and maps a collat
 
 - :class:`OnlineTeacher`   an HF model in eval mode under ``torch.inference_mode``; returns the
   logits and, if asked, the hidden states / attentions / attention values of chosen layers.
-- :class:`CachedTeacher`   the same outputs computed once for the whole dataset and stored on
-  disk (safetensors, flattened per token), keyed by teacher weights + token ids + features, so
-  later epochs and later runs skip the teacher forward pass entirely.
+- :class:`CachedTeacher`   the same outputs computed once per example and stored on disk
+  (safetensors shards, flattened per token), keyed by the teacher (weights, config, features)
+  and each example's token ids, so later epochs and runs skip the teacher entirely and added
+  rows cost only their own forward pass.
 - :class:`CallableTeacher` bring your own teacher: any ``fn(texts) -> logits`` with its own
   tokenizer (texts are ``str`` or ``(str, str)`` pairs). Logit KD only.
 - :class:`LogitsFileTeacher` precomputed logits from a file (``.npy`` [N, C] aligned with the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +45,9 @@ class TeacherOut:
     hidden: dict[int, torch.Tensor] = field(default_factory=dict)     # layer -> [B, L, D]
     attention: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [B, H, L, L]
     value: dict[int, torch.Tensor] = field(default_factory=dict)      # layer -> [B, L, D]
-    weights: torch.Tensor | None = None           # [B, K] multi-teacher weights
+    weights: torch.Tensor | None = None           # [B, K] ([B, L, K] per token) weights
+    topk_values: torch.Tensor | None = None       # [B, L, k] cached top-k token logits
+    topk_indices: torch.Tensor | None = None      # [B, L, k] their vocabulary ids
 
 
 @dataclass(frozen=True)
@@ -161,96 +165,186 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LMDISTILL_CACHE", Path.home() / ".cache" / "lmdistill")) / "teacher"
 
 
-class CachedTeacher(TeacherSignal):
-    """Teacher outputs for every example of ``enc``, computed once and kept on disk.
+def example_key(enc: Encoded, i: int) -> str:
+    """The cache key of one example: its token ids (and token types), nothing else, so the
+    same text tokenized the same way hits the cache in any dataset, order or run."""
+    h = hashlib.sha256(np.asarray(enc.input_ids[i], dtype=np.int32).tobytes())
+    if enc.token_type_ids:
+        h.update(b"|")
+        h.update(np.asarray(enc.token_type_ids[i], dtype=np.int8).tobytes())
+    return h.hexdigest()[:32]
 
-    Layout of a cache entry (a folder named by the key): ``logits.safetensors`` [N, C];
-    per feature and layer a flat tensor of all examples' token rows (``hidden_3`` is
-    [Σ L_i, D], ``attention_2`` is [Σ H·L_i², ] flattened) with ``offsets`` in ``meta.json``.
-    Entries are written to a temporary folder and renamed, so a crash never leaves half a cache.
-    The in-memory copy is loaded once (memory-mapped by safetensors).
+
+def topk_probs(values: torch.Tensor, indices: torch.Tensor, vocab: int,
+               temperature: float = 1.0) -> torch.Tensor:
+    """Dense distributions [..., V] from cached top-k logits (``values``/``indices`` [..., k]):
+    softmax over the k kept logits at temperature τ, 0 elsewhere (the tail's mass is dropped
+    and the kept part renormalised)."""
+    p = (values.float() / temperature).softmax(-1)
+    out = torch.zeros(values.shape[:-1] + (vocab,), device=values.device)
+    return out.scatter_(-1, indices.long(), p)
+
+
+class CachedTeacher(TeacherSignal):
+    """Teacher outputs for every example of ``enc``, kept on disk and computed only for the
+    examples the cache does not hold yet.
+
+    The cache of one teacher (its weights and config, the features asked for, the storage
+    dtype) is a folder ``cache_dir/<teacher key>/`` of append-only *shards*. A shard holds some
+    examples' outputs, each keyed by :func:`example_key` (its token ids): so adding rows to a
+    dataset (augmented text, an L2A round, a new domain) runs the teacher on the new rows only,
+    and a second run or epoch runs it on none. A shard is ``shard-<id>.safetensors`` (logits
+    [m, C]; per feature and layer a flat tensor of the m examples' token rows, ``hidden_3`` is
+    [Σ L_i, D], ``attention_2`` [Σ H·L_i²]) plus ``shard-<id>.json`` (keys, lengths, offsets),
+    written last: a crash never leaves a half shard that is read.
+
+    Token-level logits ([B, L, V], e.g. a masked-LM teacher) are stored per real token; with
+    ``topk`` only the k largest logits of each token (values and vocabulary indices), returned
+    as ``TeacherOut.topk_values`` / ``topk_indices`` [B, L, k] (see :func:`topk_probs`).
+    ``hit`` is True when nothing had to be computed; ``computed`` counts the examples that were.
     """
 
     def __init__(self, model: torch.nn.Module, enc: Encoded, needs: Needs = Needs(),
                  cache_dir: str | Path | None = None, batch_size: int = 128,
                  dtype: torch.dtype = torch.float32, progress: bool = True,
-                 teacher_key: str | None = None, device: torch.device | str | None = None):
-        self.enc, self.needs = enc, needs
+                 teacher_key: str | None = None, device: torch.device | str | None = None,
+                 topk: int | None = None):
+        self.enc, self.needs, self.dtype, self.topk = enc, needs, dtype, topk
         key_src = json.dumps({"teacher": teacher_key or fingerprint_model(model),
-                              "data": fingerprint_data(enc), "needs": needs.__dict__,
-                              "dtype": str(dtype), "v": 1}, sort_keys=True)
+                              "needs": needs.__dict__, "dtype": str(dtype), "topk": topk,
+                              "v": 2}, sort_keys=True)
         self.key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
         self.path = Path(cache_dir or default_cache_dir()) / self.key
-        self.hit = (self.path / "meta.json").exists()
-        if not self.hit:
-            self._build(model, batch_size, dtype, progress, device)
-        self._load()
+        self.keys = [example_key(enc, i) for i in range(len(enc))]
+        index = self._index()
+        first: dict[str, int] = {}
+        for i, k in enumerate(self.keys):
+            if k not in index:
+                first.setdefault(k, i)
+        self.computed = len(first)
+        self.hit = not first
+        if first:
+            self._build(model, enc.subset(sorted(first.values())), batch_size, progress, device)
+            index = self._index()
+        self._assemble(index)
 
-    def _build(self, model, batch_size, dtype, progress, device=None):
-        """One pass of the teacher over the data, on ``device`` (the GPU when there is one);
-        the outputs are kept on the CPU, where the cache file is written from."""
+    # ---------------------------------------------------------------- disk
+    def _index(self) -> dict[str, tuple[str, int]]:
+        """example key -> (shard id, row) over every complete shard of this teacher."""
+        out: dict[str, tuple[str, int]] = {}
+        if not self.path.exists():
+            return out
+        for j in sorted(self.path.glob("shard-*.json")):
+            try:
+                meta = json.loads(j.read_text())
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"teacher cache shard {j} is corrupt ({e}); delete "
+                                  f"{self.path} to rebuild the cache") from e
+            sid = j.stem
+            for r, k in enumerate(meta["keys"]):
+                out.setdefault(k, (sid, r))
+        return out
+
+    def _build(self, model, sub: Encoded, batch_size, progress, device=None):
+        """One pass of the teacher over the missing examples ``sub``, on ``device`` (the GPU
+        when there is one); the outputs are gathered on the CPU and written as a new shard."""
         from safetensors.torch import save_file
 
         home = next(model.parameters()).device
         if device is not None:
             model.to(device)
         online = OnlineTeacher(model, self.needs)
-        n = len(self.enc)
-        lengths = self.enc.lengths
+        n, lengths = len(sub), sub.lengths
         logits = None
+        per_ex: dict[str, list] = {}
         batches = sorted_batches(lengths, batch_size)
         it = batches
         if progress:
             from tqdm.auto import tqdm
 
-            it = tqdm(batches, desc="caching teacher", leave=False, dynamic_ncols=True)
-        per_ex: dict[str, list] = {}
+            it = tqdm(batches, desc=f"caching teacher ({n} new)", leave=False,
+                      dynamic_ncols=True)
         for b in it:
-            out = to_device(online(collate(self.enc, b, with_labels=False)), torch.device("cpu"))
-            if logits is None:
-                logits = torch.empty((n,) + tuple(out.logits.shape[1:]), dtype=torch.float32)
-            logits[b] = out.logits.float()
+            out = to_device(online(collate(sub, b, with_labels=False)), torch.device("cpu"))
+            lg = out.logits.float()
+            if lg.ndim == 3:  # token-level: one row per real token
+                for r, i in enumerate(b):
+                    x = lg[r, :lengths[i]]
+                    if self.topk:
+                        v, ix = x.topk(min(self.topk, x.shape[-1]), dim=-1)
+                        per_ex.setdefault("topk_values", [None] * n)[i] = v.to(self.dtype)
+                        per_ex.setdefault("topk_indices", [None] * n)[i] = ix.to(torch.int32)
+                    else:
+                        per_ex.setdefault("tokens", [None] * n)[i] = x.to(self.dtype)
+            else:
+                if logits is None:
+                    logits = torch.empty((n,) + tuple(lg.shape[1:]), dtype=torch.float32)
+                logits[b] = lg
             for kind in FEATURES:
                 for layer, t in getattr(out, kind).items():
                     lst = per_ex.setdefault(f"{kind}_{layer}", [None] * n)
                     for r, i in enumerate(b):
                         L = lengths[i]
                         x = t[r, :, :L, :L] if kind == "attention" else t[r, :L]
-                        lst[i] = x.to(dtype).reshape(-1) if kind == "attention" else x.to(dtype)
+                        lst[i] = x.to(self.dtype).reshape(-1) if kind == "attention" else \
+                            x.to(self.dtype)
         model.to(home)
-        tensors = {"logits": logits.contiguous()}
-        meta = {"n": n, "lengths": lengths, "features": {}}
+        tensors = {} if logits is None else {"logits": logits.contiguous()}
+        meta = {"keys": [example_key(sub, i) for i in range(n)], "lengths": lengths,
+                "features": {}}
         for name, lst in per_ex.items():
             tensors[name] = torch.cat(lst).contiguous()
             meta["features"][name] = np.cumsum([0] + [x.shape[0] for x in lst]).tolist()
-        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        tmp.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp / "tensors.safetensors"))
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        try:
-            os.replace(tmp, self.path)
-        except OSError:  # another process won the race: use its entry
-            import shutil
+        self.path.mkdir(parents=True, exist_ok=True)
+        sid = "shard-" + hashlib.sha256("".join(meta["keys"]).encode()).hexdigest()[:16]
+        tmp = f".tmp{os.getpid()}"
+        save_file(tensors, str(self.path / f"{sid}.safetensors{tmp}"))
+        os.replace(self.path / f"{sid}.safetensors{tmp}", self.path / f"{sid}.safetensors")
+        (self.path / f"{sid}.json{tmp}").write_text(json.dumps(meta))
+        os.replace(self.path / f"{sid}.json{tmp}", self.path / f"{sid}.json")  # last: complete
 
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def _load(self):
+    def _assemble(self, index: dict[str, tuple[str, int]]):
+        """This dataset's rows, gathered from the shards into one flat table per output."""
         from safetensors.torch import load_file
 
-        meta = json.loads((self.path / "meta.json").read_text())
-        if meta["n"] != len(self.enc):
+        shards: dict[str, tuple[dict, dict]] = {}
+        for sid in sorted({index[k][0] for k in self.keys}):
+            f = self.path / f"{sid}.safetensors"
+            try:
+                shards[sid] = (load_file(str(f)), json.loads((self.path / f"{sid}.json")
+                                                              .read_text()))
+            except Exception as e:  # noqa: BLE001
+                raise ConfigError(f"teacher cache shard {f} is unreadable "
+                                  f"({str(e).splitlines()[0][:120]}); delete {self.path} to "
+                                  "rebuild the cache") from e
+        logit_rows, feats = [], {}
+        self.lengths = []
+        for k in self.keys:
+            sid, r = index[k]
+            t, meta = shards[sid]
+            if "logits" in t:
+                logit_rows.append(t["logits"][r])
+            self.lengths.append(meta["lengths"][r])
+            for name, off in meta["features"].items():
+                feats.setdefault(name, []).append(t[name][off[r]:off[r + 1]])
+        if len(self.lengths) != len(self.enc) or self.lengths != self.enc.lengths:
             raise ConfigError(f"teacher cache {self.path} does not match the data")
-        self.tensors = load_file(str(self.path / "tensors.safetensors"))
-        self.offsets = {k: np.asarray(v) for k, v in meta["features"].items()}
-        self.lengths = meta["lengths"]
+        self.tensors = {}
+        if logit_rows:
+            self.tensors["logits"] = torch.stack(logit_rows)
+        self.offsets = {}
+        for name, rows in feats.items():
+            self.tensors[name] = torch.cat(rows)
+            self.offsets[name] = np.cumsum([0] + [x.shape[0] for x in rows])
 
     def __call__(self, batch: dict) -> TeacherOut:
         """The cached outputs of the batch's rows, on the batch's device."""
         idx = batch["index"].tolist()
-        out = TeacherOut(logits=self.tensors["logits"][idx])
+        out = TeacherOut(logits=self.tensors["logits"][idx] if "logits" in self.tensors
+                         else None)
         L = batch["input_ids"].shape[1]
         for name, off in self.offsets.items():
-            kind, layer = name.rsplit("_", 1)
+            kind, _, layer = name.rpartition("_")
             flat = self.tensors[name]
             rows = []
             for i in idx:
@@ -260,10 +354,19 @@ class CachedTeacher(TeacherSignal):
                     h = x.numel() // (li * li)
                     x = x.view(h, li, li)
                     x = torch.nn.functional.pad(x, (0, L - li, 0, L - li))
+                elif name == "topk_values":  # padded tokens: -inf, so no probability there
+                    x = torch.nn.functional.pad(x.float(), (0, 0, 0, L - li),
+                                                value=float("-inf"))
                 else:
                     x = torch.nn.functional.pad(x, (0, 0, 0, L - li))
-                rows.append(x.float())
-            getattr(out, kind)[int(layer)] = torch.stack(rows)
+                rows.append(x if name == "topk_indices" else x.float())
+            stacked = torch.stack(rows)
+            if name in ("topk_values", "topk_indices"):
+                setattr(out, name, stacked)
+            elif name == "tokens":
+                out.logits = stacked
+            else:
+                getattr(out, kind)[int(layer)] = stacked
         return to_device(out, batch["input_ids"].device)
 
 
@@ -315,64 +418,89 @@ class LogitsFileTeacher(TeacherSignal):
 STRATEGIES = ("uniform", "confidence", "entropy", "gold", "fixed")
 
 
+def check_strategy(strategy: str, num_teachers: int, regression: bool = False,
+                   fixed: Sequence[float] | None = None) -> None:
+    """Refuse, with a one-line reason, a weighting that cannot apply (rather than silently
+    becoming another): unknown names, ``confidence``/``entropy`` for regression (a scalar
+    prediction has no confidence), ``fixed`` without K non-negative weights with a positive sum."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown teacher weighting '{strategy}'; choose from "
+                          f"{', '.join(STRATEGIES)}")
+    if regression and strategy in ("confidence", "entropy"):
+        raise ConfigError(f"teacher weighting '{strategy}' needs class probabilities; a "
+                          "regression task has none: use uniform, gold or fixed")
+    if strategy == "fixed":
+        if fixed is None or len(fixed) != num_teachers:
+            raise ConfigError(f"strategy 'fixed' needs {num_teachers} weights, got {fixed}")
+        if any(not math.isfinite(x) or x < 0 for x in fixed) or not sum(fixed) > 0:
+            raise ConfigError(f"strategy 'fixed' needs finite weights >= 0 with a positive "
+                              f"sum, got {list(fixed)}")
+
+
 def teacher_weights(logits: torch.Tensor, strategy: str, labels: torch.Tensor | None = None,
                     fixed: Sequence[float] | None = None, regression: bool = False,
                     sharpness: float = 1.0) -> torch.Tensor:
-    """Per-example weights [B, K] of K teachers' predictions ``logits`` [K, B, C], each row
-    summing to 1 ("prediction weighting").
+    """Weights [*, K] of K teachers' predictions ``logits`` [K, *, C], one weight vector per
+    prediction, each summing to 1 ("prediction weighting"). ``*`` is the batch ([B]: one per
+    example) or batch × tokens ([B, L]: one per token, for masked-LM KD); ``labels`` has shape
+    ``*`` (−100 = no gold label: augmented text, unmasked tokens).
 
     - ``uniform``:    1/K.
     - ``confidence``: ∝ max_c p_k(c)  (p at temperature 1).
     - ``entropy``:    ∝ exp(−H(p_k))  (sharper teachers count more).
-    - ``gold``:       ∝ p_k(gold label); examples without a gold label (augmented text,
-                      label −100) fall back to ``confidence``. Regression: ∝ exp(−(ŷ_k − y)²).
-    - ``fixed``:      the given weights, normalised, the same for every example.
-    ``sharpness`` raises the unnormalised scores to that power before normalising.
+    - ``gold``:       ∝ p_k(gold label); predictions without a gold label (label −100, or a
+                      batch with no labels at all) fall back to ``confidence``. Regression:
+                      ∝ exp(−(ŷ_k − y)²), rows without a target (NaN) uniform.
+    - ``fixed``:      the given weights, normalised, the same for every prediction.
+    ``sharpness`` raises the unnormalised scores to that power before normalising. Weights are
+    on the device of ``logits``.
     """
-    K, B = logits.shape[0], logits.shape[1]
-    dev = logits.device
+    check_strategy(strategy, logits.shape[0], regression, fixed)
+    K, lead = logits.shape[0], tuple(logits.shape[1:-1])
+    flat = logits.reshape(K, -1, logits.shape[-1])  # [K, N, C]
+    N, dev = flat.shape[1], logits.device
     if labels is not None:
-        labels = labels.to(dev)
+        labels = labels.to(dev).reshape(-1)
+        if labels.shape[0] != N:
+            raise ConfigError(f"labels of shape {tuple(labels.shape)} do not match the "
+                              f"teachers' predictions {tuple(logits.shape)}")
     if strategy == "uniform":
-        return torch.full((B, K), 1.0 / K, device=dev)
+        return torch.full(lead + (K,), 1.0 / K, device=dev)
     if strategy == "fixed":
-        if fixed is None or len(fixed) != K:
-            raise ConfigError(f"strategy 'fixed' needs {K} weights, got {fixed}")
-        w = torch.tensor(fixed, dtype=torch.float32, device=dev).clamp(min=0)
-        return (w / w.sum()).expand(B, K).clone()
+        w = torch.tensor(fixed, dtype=torch.float32, device=dev)
+        return (w / w.sum()).expand(*lead, K).clone()
     if regression:
-        pred = logits[..., 0].T  # [B, K]
-        if strategy != "gold" or labels is None:
-            return torch.full((B, K), 1.0 / K, device=dev)
+        pred = flat[..., 0].T  # [N, K]
+        if labels is None:
+            return torch.full(lead + (K,), 1.0 / K, device=dev)
         y = labels.float()[:, None]
         ok = torch.isfinite(y)
         score = torch.exp(-(pred - torch.where(ok, y, 0.0)) ** 2)
         score = torch.where(ok, score, torch.ones_like(score))
     else:
-        p = logits.float().softmax(-1)  # [K, B, C]
+        p = flat.float().softmax(-1)  # [K, N, C]
+        conf = p.max(-1).values.T     # [N, K]
         if strategy == "confidence":
-            score = p.max(-1).values.T
+            score = conf
         elif strategy == "entropy":
-            h = -(torch.xlogy(p, p)).sum(-1)
-            score = torch.exp(-h).T
-        elif strategy == "gold":
+            score = torch.exp(torch.xlogy(p, p).sum(-1)).T  # exp(−H), H = −Σ p log p
+        else:  # gold
             if labels is None:
-                raise ConfigError("strategy 'gold' needs gold labels")
-            has = labels >= 0
-            gold = p.gather(-1, labels.clamp(min=0)[None, :, None].expand(K, B, 1))[..., 0].T
-            score = torch.where(has[:, None], gold, p.max(-1).values.T)
-        else:
-            raise ConfigError(f"unknown teacher weighting '{strategy}'; choose from "
-                              f"{', '.join(STRATEGIES)}")
+                score = conf
+            else:
+                has = labels >= 0
+                gold = p.gather(-1, labels.clamp(min=0)[None, :, None].expand(K, N, 1))[..., 0].T
+                score = torch.where(has[:, None], gold, conf)
     score = score.clamp(min=1e-12) ** sharpness
-    return score / score.sum(-1, keepdim=True)
+    return (score / score.sum(-1, keepdim=True)).reshape(lead + (K,))
 
 
 def mix(logits: torch.Tensor, weights: torch.Tensor, temperature: float = 1.0,
         regression: bool = False) -> torch.Tensor:
-    """The weighted mixture: Σ_k w_bk softmax(t_k / τ) → probabilities [B, C] (or, for
-    regression, the weighted mean prediction [B, 1])."""
-    w = weights.T[..., None]  # [K, B, 1]
+    """The weighted mixture Σ_k w_k softmax(t_k / τ): ``logits`` [K, *, C] and ``weights``
+    [*, K] → probabilities [*, C] (``*`` = [B] or [B, L]); for regression the weighted mean
+    prediction [B, 1]."""
+    w = weights.movedim(-1, 0)[..., None]  # [K, *, 1]
     if regression:
         return (w * logits).sum(0)
     return (w * (logits / temperature).softmax(-1)).sum(0)
@@ -382,9 +510,7 @@ class MultiTeacher(TeacherSignal):
     def __init__(self, teachers: list[TeacherSignal], strategy: str = "uniform",
                  fixed: Sequence[float] | None = None, regression: bool = False,
                  sharpness: float = 1.0):
-        if strategy not in STRATEGIES:
-            raise ConfigError(f"unknown teacher weighting '{strategy}'; choose from "
-                              f"{', '.join(STRATEGIES)}")
+        check_strategy(strategy, len(teachers), regression, fixed)
         if any(t.needs.any for t in teachers):
             raise ConfigError("intermediate-layer KD from several teachers is not supported; "
                               "use logit KD with multiple teachers")
@@ -404,8 +530,9 @@ def to_device(t: TeacherOut, dev: torch.device) -> TeacherOut:
     """Move every tensor of ``t`` to ``dev`` (in place; returns ``t``)."""
     if t.logits is not None:
         t.logits = t.logits.to(dev)
-    if t.weights is not None:
-        t.weights = t.weights.to(dev)
+    for name in ("weights", "topk_values", "topk_indices"):
+        if getattr(t, name) is not None:
+            setattr(t, name, getattr(t, name).to(dev))
     for kind in FEATURES:
         d = getattr(t, kind)
         for k in d:

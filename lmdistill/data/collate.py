@@ -11,14 +11,19 @@ exactly the batches it already trained on.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import DataError
 from .tasks import Example
 
 
 IGNORE_INDEX = -100
+#: batch fields that extras may not take
+RESERVED = ("input_ids", "attention_mask", "token_type_ids", "index", "labels")
+#: the extra that weights each example in every loss (normalised by the batch's sum of weights)
+WEIGHT = "weight"
 
 
 @dataclass
@@ -31,9 +36,32 @@ class Encoded:
     idx: list[int]
     texts: list[tuple[str, str | None]]
     pad_id: int
+    #: per-example extras (``Example.meta``): name -> one number per example
+    extras: dict[str, list[float | int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def subset(self, indices: list[int]) -> "Encoded":
+        """The rows ``indices`` (in that order) as an Encoded of their own."""
+        return Encoded(
+            input_ids=[self.input_ids[i] for i in indices],
+            token_type_ids=[self.token_type_ids[i] for i in indices]
+            if self.token_type_ids else None,
+            labels=[self.labels[i] for i in indices], idx=[self.idx[i] for i in indices],
+            texts=[self.texts[i] for i in indices], pad_id=self.pad_id,
+            extras={k: [v[i] for i in indices] for k, v in self.extras.items()})
+
+    def add_extra(self, name: str, values) -> None:
+        """Attach a per-example field (e.g. a prototype score computed after encoding); it
+        reaches every batch as ``batch[name]``."""
+        values = list(values)
+        if len(values) != len(self):
+            raise DataError(f"extra '{name}' has {len(values)} values for {len(self)} examples")
+        if name in RESERVED:
+            raise DataError(f"extra '{name}' would overwrite a batch field; reserved: "
+                            f"{', '.join(RESERVED)}")
+        self.extras[name] = values
 
     @property
     def lengths(self) -> list[int]:
@@ -46,7 +74,7 @@ def encode(examples: list[Example], tokenizer, max_length: int = 128) -> Encoded
     b = [e.text_b for e in examples] if examples and examples[0].text_b is not None else None
     out = tokenizer(a, b, truncation=True, max_length=max_length, padding=False)
     tt = out.get("token_type_ids")
-    return Encoded(
+    enc = Encoded(
         input_ids=out["input_ids"],
         token_type_ids=tt,
         labels=[e.label for e in examples],
@@ -54,6 +82,14 @@ def encode(examples: list[Example], tokenizer, max_length: int = 128) -> Encoded
         texts=[(e.text_a, e.text_b) for e in examples],
         pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
     )
+    names = {k for e in examples if e.meta for k in e.meta}
+    for name in sorted(names):
+        missing = [e.idx for e in examples if not e.meta or name not in e.meta]
+        if missing:
+            raise DataError(f"extra '{name}' is missing for {len(missing)} examples "
+                            f"(first: row {missing[0]}); give every example the same extras")
+        enc.add_extra(name, [e.meta[name] for e in examples])
+    return enc
 
 
 def length_bucketed_batches(
@@ -112,6 +148,10 @@ def collate(enc: Encoded, batch: list[int], with_labels: bool = True) -> dict[st
     out = {"input_ids": ids, "attention_mask": mask, "index": torch.tensor(batch)}
     if tt is not None:
         out["token_type_ids"] = tt
+    for name, values in enc.extras.items():
+        vals = [values[i] for i in batch]
+        floats = any(isinstance(v, float) for v in vals)
+        out[name] = torch.tensor(vals, dtype=torch.float if floats else torch.long)
     if with_labels and any(enc.labels[i] is not None for i in batch):
         # unlabelled rows (e.g. augmented text for KD) get -100 (classes) or NaN (regression)
         lab = [enc.labels[i] for i in batch]

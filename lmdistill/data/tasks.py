@@ -77,6 +77,10 @@ class Example:
     text_b: str | None
     label: int | float | None
     idx: int
+    #: per-example extras beyond text and label (numbers): e.g. ``domain`` id, instance
+    #: ``weight``, prototype score, candidate ``group`` id. They flow through ``encode`` and
+    #: ``collate`` into every batch as tensors of the same name.
+    meta: dict[str, float | int] | None = field(default=None, compare=False)
 
 
 @dataclass

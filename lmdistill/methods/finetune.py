@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from ..data.collate import WEIGHT
 from ..losses import hard_ce_loss
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -14,15 +15,24 @@ def model_inputs(batch: dict) -> dict:
     return {k: batch[k] for k in MODEL_INPUTS if k in batch}
 
 
-def supervised_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
+def supervised_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool,
+                    weights: torch.Tensor | None = None) -> torch.Tensor:
     """Gold-label loss: CE over labelled rows (label -100 = none), or MSE over rows with a
-    finite target for regression. 0 when the batch has no labelled row."""
+    finite target for regression. 0 when the batch has no labelled row. ``weights`` [B]
+    (the batch's ``weight`` extra) weight each row, normalised by their sum over the labelled
+    rows (the convention of every loss in :mod:`lmdistill.losses`)."""
     if regression:
         ok = torch.isfinite(labels)
         if not ok.any():
             return logits.sum() * 0.0
-        return torch.nn.functional.mse_loss(logits.squeeze(-1)[ok], labels[ok].float())
-    return hard_ce_loss(logits, labels)
+        err = (logits.squeeze(-1)[ok] - labels[ok].float()) ** 2
+        if weights is None:
+            return err.mean()
+        w = weights[ok].to(err.dtype)
+        if not bool(w.sum() > 0):
+            raise ValueError("weights sum to zero over the labelled rows")
+        return (w * err).sum() / w.sum()
+    return hard_ce_loss(logits, labels, weights=weights)
 
 
 class SupervisedObjective(torch.nn.Module):
@@ -36,7 +46,8 @@ class SupervisedObjective(torch.nn.Module):
 
     def forward(self, batch: dict) -> dict:
         logits = self.model(**model_inputs(batch)).logits
-        return {"loss": supervised_loss(logits, batch["labels"], self.regression)}
+        return {"loss": supervised_loss(logits, batch["labels"], self.regression,
+                                        batch.get(WEIGHT))}
 
     def predict(self, batch: dict) -> torch.Tensor:
         return self.model(**model_inputs(batch)).logits

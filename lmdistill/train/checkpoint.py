@@ -3,8 +3,9 @@
 A checkpoint is a folder ``checkpoints/step-00000123/`` holding
 
 - ``model.safetensors``  every trainable tensor of the objective (student + projections ...),
-- ``optimizer.pt`` / ``scheduler.pt``  their state dicts (tensors and numbers only; loaded with
-  ``torch.load(weights_only=True)``, so no arbitrary pickles are executed),
+- ``optimizer.pt`` / ``scheduler.pt``  ``{name: state dict}`` of every optimizer and scheduler
+  of the run (tensors and numbers only; loaded with ``torch.load(weights_only=True)``, so no
+  arbitrary pickles are executed),
 - ``rng.safetensors``  the torch CPU RNG state and, on a GPU machine, every CUDA device's
   (dropout on the GPU draws from those), plus Python/NumPy RNG states in the JSON,
 - ``trainer_state.json``  step, epoch, position in the epoch, callback states,
@@ -88,8 +89,14 @@ def _lists_to_tuples(x):
     return tuple(_lists_to_tuples(i) for i in x) if isinstance(x, list) else x
 
 
-def save_checkpoint(ckpt_dir: Path, step: int, model: torch.nn.Module, optimizer, scheduler,
+def _as_dict(x) -> dict:
+    return x if isinstance(x, dict) else {"main": x}
+
+
+def save_checkpoint(ckpt_dir: Path, step: int, model: torch.nn.Module, optimizers, schedulers,
                     state: dict, keep: int = 2) -> Path:
+    """``optimizers`` / ``schedulers``: ``{name: obj}`` (or one object; schedulers may be
+    None)."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = ckpt_dir / f"step-{step:08d}"
     tmp = ckpt_dir / f"step-{step:08d}.tmp"
@@ -97,8 +104,9 @@ def save_checkpoint(ckpt_dir: Path, step: int, model: torch.nn.Module, optimizer
         shutil.rmtree(tmp)
     tmp.mkdir()
     save_model(model, str(tmp / "model.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save({k: o.state_dict() for k, o in _as_dict(optimizers).items()}, tmp / "optimizer.pt")
+    torch.save({k: s.state_dict() for k, s in _as_dict(schedulers).items() if s is not None},
+               tmp / "scheduler.pt")
     rt, rj = rng_state()
     save_file(rt, str(tmp / "rng.safetensors"))
     (tmp / "trainer_state.json").write_text(json.dumps({**state, "rng": rj}))
@@ -154,15 +162,24 @@ def latest_good(ckpt_dir: Path, warn=print) -> Path | None:
     return None
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> dict:
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizers, schedulers) -> dict:
     try:
         missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
         if missing or unexpected:
             raise CheckpointError(
                 f"checkpoint {path} does not match the model (missing {list(missing)[:3]}, "
                 f"unexpected {list(unexpected)[:3]})")
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+        opt_sd = torch.load(path / "optimizer.pt", weights_only=True)
+        sch_sd = torch.load(path / "scheduler.pt", weights_only=True)
+        opts = _as_dict(optimizers)
+        if set(opt_sd) != set(opts):
+            raise CheckpointError(f"checkpoint {path} has optimizers {sorted(opt_sd)}, the run "
+                                  f"has {sorted(opts)}")
+        for k, o in opts.items():
+            o.load_state_dict(opt_sd[k])
+        for k, sch in _as_dict(schedulers).items():
+            if sch is not None:
+                sch.load_state_dict(sch_sd[k])
         state = json.loads((path / "trainer_state.json").read_text())
         set_rng_state(load_file(str(path / "rng.safetensors")), state.pop("rng"))
     except CheckpointError:

@@ -15,6 +15,22 @@ per epoch across ranks), gradient accumulation, clipping, AdamW + warm-up schedu
 guard, evaluation every N steps and at the end, atomic checkpoints with full RNG and
 data-position state, resume, and callbacks (progress, JSON-lines log, TensorBoard, best model,
 early stopping).
+
+Extension points (all optional; an objective without them trains exactly as above):
+
+- ``configure_optimizers(cfg, total_steps) -> {name: (optimizer, scheduler | None)}``: several
+  optimizers (e.g. AdaBERT's weights and architecture logits); :func:`make_optimizer` builds
+  the default recipe for any parameter set. Every optimizer and scheduler is checkpointed.
+- ``training_step(trainer, group) -> dict`` replaces the default step (forward, backward,
+  clip, one optimizer step). It uses :meth:`Trainer.batch`, :meth:`Trainer.next_batch` (a
+  second data stream, e.g. held-out rows for architecture steps), :meth:`Trainer.backward`
+  and :meth:`Trainer.step_optimizer`; it returns the scalars to log (``"loss"`` required).
+- ``streams() -> {name: Encoded}``: extra data streams for :meth:`Trainer.next_batch`; their
+  positions are saved in checkpoints, so a resumed run reads the same batches.
+- ``collate(enc, indices) -> batch``: replaces the default padding collate (e.g. dynamic
+  masking for masked-LM); it must be a pure function of its inputs and ``self.step`` (set by
+  ``on_step_begin``) so that a resumed run sees the same batches.
+- ``on_step_begin(step, total_steps)``: step-dependent schedules.
 """
 
 from __future__ import annotations
@@ -46,6 +62,11 @@ class TrainState:
     train_seconds: float = 0.0  # time inside training steps (no eval/checkpoint)
     last_eval_step: int = -1
     should_stop: bool = False
+    streams: dict = None         # extra stream name -> [epoch, position]
+
+    def __post_init__(self):
+        if self.streams is None:
+            self.streams = {}
 
     @property
     def epoch_float(self) -> float:
@@ -83,14 +104,36 @@ def make_accelerator(mixed_precision: str = "no"):
     return Accelerator(cpu=cpu, mixed_precision=mp)
 
 
-def param_groups(module: torch.nn.Module, weight_decay: float):
+def param_groups(module_or_named, weight_decay: float):
+    """AdamW groups: no weight decay on biases and norms. Takes a module or an iterable of
+    ``(name, parameter)`` pairs (a subset of a module's parameters)."""
+    named = (module_or_named.named_parameters() if isinstance(module_or_named, torch.nn.Module)
+             else module_or_named)
     decay, no_decay = [], []
-    for name, p in module.named_parameters():
+    for name, p in named:
         if not p.requires_grad:
             continue
         (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(params, cfg: TrainConfig, total_steps: int, lr: float | None = None,
+                   weight_decay: float | None = None, schedule: str | None = None,
+                   warmup_ratio: float | None = None):
+    """The default recipe (AdamW, no decay on biases/norms, warm-up + ``cfg.schedule``) for a
+    module or ``(name, param)`` pairs; any of lr / weight decay / schedule / warm-up can be
+    overridden. Returns ``(optimizer, scheduler)``."""
+    from transformers import get_scheduler
+
+    wd = cfg.weight_decay if weight_decay is None else weight_decay
+    opt = torch.optim.AdamW(param_groups(params, wd), lr=cfg.lr if lr is None else lr)
+    kind = {"linear": "linear", "constant": "constant_with_warmup",
+            "cosine": "cosine"}[schedule or cfg.schedule]
+    warm = cfg.warmup_ratio if warmup_ratio is None else warmup_ratio
+    sched = get_scheduler(kind, opt, num_warmup_steps=int(warm * total_steps),
+                          num_training_steps=total_steps)
+    return opt, sched
 
 
 class Trainer:
@@ -119,6 +162,8 @@ class Trainer:
         self.config_yaml = config_yaml
         self.state = TrainState()
         self.last_checkpoint: Path | None = None
+        self.collate_fn = getattr(objective, "collate", None) or collate
+        self.streams: dict[str, Encoded] = dict(getattr(objective, "streams", dict)() or {})
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
 
@@ -184,20 +229,19 @@ class Trainer:
         total = cfg.max_steps or math.ceil(cfg.epochs * self.state.steps_per_epoch)
         self.total_steps = max(total, 1)
 
-        optimizer = torch.optim.AdamW(param_groups(self.objective, cfg.weight_decay), lr=cfg.lr)
-        from transformers import get_scheduler
-
-        sched_name = {"linear": "linear", "constant": "constant_with_warmup",
-                      "cosine": "cosine"}[cfg.schedule]
-        scheduler = get_scheduler(sched_name, optimizer,
-                                  num_warmup_steps=int(cfg.warmup_ratio * self.total_steps),
-                                  num_training_steps=self.total_steps)
+        hook = getattr(self.objective, "configure_optimizers", None)
+        opts = (hook(cfg, self.total_steps) if hook is not None
+                else {"main": make_optimizer(self.objective, cfg, self.total_steps)})
+        if not opts:
+            raise ConfigError("configure_optimizers returned no optimizer")
+        optimizers = {k: v[0] for k, v in opts.items()}
+        self.schedulers = {k: v[1] for k, v in opts.items()}
 
         if self.resume:
             self._check_config()
             good = ckpt.latest_good(self.ckpt_dir, warn=self.print)
             if good is not None:
-                st = ckpt.load_checkpoint(good, self.objective, optimizer, scheduler)
+                st = ckpt.load_checkpoint(good, self.objective, optimizers, self.schedulers)
                 for cb, cs in zip(self.callbacks, st.pop("callbacks", [])):
                     cb.load_state_dict(cs)
                 self.state = TrainState(**st["trainer"])
@@ -211,8 +255,12 @@ class Trainer:
         if self.is_main and self.config_yaml is not None:
             (self.output_dir / "config.yaml").write_text(self.config_yaml)
 
-        self.model, self.optimizer = acc.prepare(self.objective, optimizer)
-        self.scheduler = scheduler
+        names = list(optimizers)
+        prepared = acc.prepare(self.objective, *optimizers.values())
+        self.model = prepared[0]
+        self.optimizers = dict(zip(names, prepared[1:]))
+        self.optimizer = self.optimizers[names[0]]  # the first is the main one (lr is logged)
+        self.scheduler = self.schedulers[names[0]]
         for cb in self.callbacks:
             cb.on_train_begin(self)
 
@@ -227,13 +275,25 @@ class Trainer:
                 hook = getattr(self.unwrapped, "on_step_begin", None)
                 if hook is not None:  # step-dependent objectives (schedules)
                     hook(self.state.step, self.total_steps)
-                logs = self._train_step(group)
+                custom = getattr(self.unwrapped, "training_step", None)
+                if custom is not None:
+                    self.model.train()
+                    self._n_ex = 0
+                    logs = dict(custom(self, group))
+                    if "loss" not in logs:
+                        raise ConfigError("training_step must return a dict with 'loss'")
+                    logs = {k: float(v) for k, v in logs.items()}
+                    self.state.examples_seen += self._n_ex
+                    logs["_examples"] = self._n_ex
+                else:
+                    logs = self._train_step(group)
                 self.state.train_seconds += time.time() - t_step
                 ex_log += logs.pop("_examples")
                 self.state.group_in_epoch += 1
                 self.state.step += 1
                 now = time.time()
-                logs["lr"] = self.scheduler.get_last_lr()[0]
+                if self.scheduler is not None:
+                    logs["lr"] = self.scheduler.get_last_lr()[0]
                 logs["ex_per_s"] = ex_log * acc.num_processes / max(now - t_log, 1e-9)
                 if self.state.step % cfg.log_every == 0:
                     t_log, ex_log = now, 0
@@ -261,6 +321,63 @@ class Trainer:
                 "train_seconds": round(self.state.train_seconds, 2),
                 "train_examples_per_s": round(seen / max(self.state.train_seconds, 1e-9), 2)}
 
+    # ----------------------------------------------------------------- step helpers
+    def batch(self, indices: list[int], enc: Encoded | None = None) -> dict:
+        """Collate ``indices`` of ``enc`` (default: the training data) with the objective's
+        collate, on the accelerator's device."""
+        enc = self.train_data if enc is None else enc
+        if enc is self.train_data:
+            self._n_ex = getattr(self, "_n_ex", 0) + len(indices)
+        return {k: v.to(self.accelerator.device) for k, v in self.collate_fn(enc, indices).items()}
+
+    def _stream_batches(self, name: str, epoch: int) -> list[list[int]]:
+        enc = self.streams[name]
+        import zlib
+
+        seed = self.cfg.seed + zlib.crc32(name.encode())  # each stream its own order
+        batches = length_bucketed_batches(enc.lengths, self.cfg.batch_size, seed, epoch,
+                                          self.cfg.pool_factor)
+        return shard_batches(batches, self.accelerator.process_index,
+                             self.accelerator.num_processes)
+
+    def next_batch(self, stream: str) -> dict:
+        """The next batch of an extra data stream (``objective.streams()``), cycling through
+        its epochs; the position is part of the checkpoint."""
+        if stream not in self.streams:
+            raise ConfigError(f"no data stream '{stream}'; the objective declares "
+                              f"{sorted(self.streams) or 'none'}")
+        epoch, pos = self.state.streams.get(stream, [0, 0])
+        batches = self._stream_batches(stream, epoch)
+        if pos >= len(batches):
+            epoch, pos = epoch + 1, 0
+            batches = self._stream_batches(stream, epoch)
+        self.state.streams[stream] = [epoch, pos + 1]
+        return self.batch(batches[pos], self.streams[stream])
+
+    def backward(self, loss: torch.Tensor, scale: float = 1.0) -> None:
+        """NaN guard + ``accelerator.backward(loss * scale)``."""
+        if not torch.isfinite(loss):
+            last = self.last_checkpoint or "none yet"
+            raise TrainingDiverged(
+                f"loss is {loss.item()} at step {self.state.step + 1}; stopped. "
+                f"Last good checkpoint: {last}")
+        self.accelerator.backward(loss * scale if scale != 1.0 else loss)
+
+    def step_optimizer(self, name: str | None = None) -> float | None:
+        """Clip the gradients of that optimizer's parameters (``max_grad_norm``), step it and
+        its scheduler, zero its gradients; returns the gradient norm before clipping."""
+        name = name or next(iter(self.optimizers))
+        opt, sched = self.optimizers[name], self.schedulers.get(name)
+        norm = None
+        if self.cfg.max_grad_norm:
+            params = [p for g in opt.param_groups for p in g["params"]]
+            norm = float(self.accelerator.clip_grad_norm_(params, self.cfg.max_grad_norm))
+        opt.step()
+        if sched is not None:
+            sched.step()
+        opt.zero_grad(set_to_none=True)
+        return norm
+
     def _train_step(self, group: list[list[int]]) -> dict:
         acc = self.accelerator
         self.model.train()
@@ -268,26 +385,22 @@ class Trainer:
         sums: dict[str, float] = {}
         n_ex = 0
         for k, idx in enumerate(group):
-            batch = {key: v.to(acc.device) for key, v in collate(self.train_data, idx).items()}
+            batch = {key: v.to(acc.device) for key, v in self.collate_fn(self.train_data,
+                                                                         idx).items()}
             sync = contextlib.nullcontext() if k == n_micro - 1 else acc.no_sync(self.model)
             with sync:
                 out = self.model(batch)
-                loss = out["loss"]
-                if not torch.isfinite(loss):
-                    last = self.last_checkpoint or "none yet"
-                    raise TrainingDiverged(
-                        f"loss is {loss.item()} at step {self.state.step + 1}; stopped. "
-                        f"Last good checkpoint: {last}")
-                acc.backward(loss / n_micro)
+                self.backward(out["loss"], 1.0 / n_micro)
             for key, v in out.items():
                 sums[key] = sums.get(key, 0.0) + float(v.detach()) / n_micro
             n_ex += len(idx)
-        if self.cfg.max_grad_norm:
-            sums["grad_norm"] = float(acc.clip_grad_norm_(self.model.parameters(),
-                                                          self.cfg.max_grad_norm))
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        if len(self.optimizers) == 1:
+            norm = self.step_optimizer()
+        else:  # several optimizers and no training_step of its own: step them all
+            norms = [self.step_optimizer(n) for n in self.optimizers]
+            norm = norms[0]
+        if norm is not None:
+            sums["grad_norm"] = norm
         self.state.examples_seen += n_ex
         sums["_examples"] = n_ex
         return sums
@@ -308,8 +421,8 @@ class Trainer:
             state = {"trainer": asdict(self.state),
                      "callbacks": [cb.state_dict() for cb in self.callbacks]}
             self.last_checkpoint = ckpt.save_checkpoint(
-                self.ckpt_dir, self.state.step, self.unwrapped, self.optimizer, self.scheduler,
-                state, keep=self.cfg.keep_checkpoints)
+                self.ckpt_dir, self.state.step, self.unwrapped, self.optimizers,
+                self.schedulers, state, keep=self.cfg.keep_checkpoints)
         acc.wait_for_everyone()
 
 

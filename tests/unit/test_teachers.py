@@ -146,8 +146,9 @@ def test_cache_hit_skips_the_model_and_key_tracks_weights(tiny_bert, enc, tmp_pa
                                                          monkeypatch):
     model = classifier(tiny_bert)
     first = T.CachedTeacher(model, enc, NEEDS, tmp_path, batch_size=16, progress=False)
-    assert not first.hit and (first.path / "meta.json").exists()
-    assert not list(tmp_path.glob("*.tmp*"))  # the temporary folder was renamed
+    assert not first.hit and first.computed == len(enc)
+    assert len(list(first.path.glob("shard-*.json"))) == 1
+    assert not list(tmp_path.rglob("*.tmp*"))  # the temporary files were renamed
 
     def boom(*a, **k):
         raise AssertionError("the teacher model ran on a cache hit")
@@ -177,14 +178,73 @@ def test_cache_hit_skips_the_model_and_key_tracks_weights(tiny_bert, enc, tmp_pa
     assert T.fingerprint_data(sub) != T.fingerprint_data(enc)
 
 
-def test_cache_of_other_data_size_is_refused(tiny_bert, enc, tmp_path):
+def test_cache_is_per_example_added_rows_cost_only_themselves(tiny_bert, tok, tmp_path,
+                                                              monkeypatch):
+    """Rows 0..29 cached; then rows 20..47 (plus augmented text): the teacher runs on the 18
+    rows and 2 texts it has not seen, and every row equals a fresh online pass."""
+    from lmdistill.data.tasks import Example
+
+    model = classifier(tiny_bert)
+    rows = get_task("sst2").load("train", limit=48, seed=0)
+    T.CachedTeacher(model, encode(rows[:30], tok, 64), NEEDS, tmp_path, progress=False)
+    seen = []
+    real_forward = model.forward
+
+    def counting(*a, **k):
+        seen.append(k["input_ids"].shape[0])
+        return real_forward(*a, **k)
+
+    monkeypatch.setattr(model, "forward", counting)
+    extra = [Example("a brand new augmented sentence", None, None, -1),
+             Example("another one", None, None, -2)]
+    enc2 = encode(rows[20:] + extra, tok, 64)
+    c = T.CachedTeacher(model, enc2, NEEDS, tmp_path, progress=False)
+    assert not c.hit and c.computed == 18 + 2 and sum(seen) == 20
+    assert len(list(c.path.glob("shard-*.json"))) == 2
+    monkeypatch.undo()
+    online = T.OnlineTeacher(model, NEEDS)
+    for b in (list(range(0, 12)), list(range(12, len(enc2)))):
+        batch = collate(enc2, b)
+        m = batch["attention_mask"].bool()
+        got, want = c(batch), online(batch)
+        assert_close(got.logits, want.logits, **EXACT)
+        assert_close(got.hidden[2][m], want.hidden[2][m], **EXACT)
+    # all of it cached now: a third pass computes nothing
+    assert T.CachedTeacher(model, enc2, NEEDS, tmp_path, progress=False).hit
+
+
+def test_corrupt_cache_shard_is_one_clear_error(tiny_bert, enc, tmp_path):
     model = classifier(tiny_bert)
     c = T.CachedTeacher(model, enc, T.Needs(), tmp_path, progress=False)
-    meta = json.loads((c.path / "meta.json").read_text())
-    meta["n"] = len(enc) + 1
-    (c.path / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(ConfigError, match="does not match"):
+    shard = next(c.path.glob("shard-*.json"))
+    shard.write_text("{not json")
+    with pytest.raises(ConfigError, match="corrupt.*delete"):
         T.CachedTeacher(model, enc, T.Needs(), tmp_path, progress=False)
+
+
+def test_token_level_cache_with_topk(tiny_bert, tok, tmp_path):
+    """A masked-LM teacher ([B, L, V] logits): top-k per real token, and the distributions
+    rebuilt from them match the teacher's top-k renormalised."""
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(0)
+    mlm = BertForMaskedLM.from_pretrained(str(tiny_bert)).eval()
+    enc = encode(get_task("sst2").load("train", limit=8, seed=1), tok, 32)
+    c = T.CachedTeacher(mlm, enc, T.Needs(), tmp_path, topk=5, progress=False)
+    batch = collate(enc, list(range(8)))
+    out = c(batch)
+    m = batch["attention_mask"].bool()
+    with torch.no_grad():
+        full = mlm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    v, ix = full.topk(5, dim=-1)
+    assert out.logits is None and out.topk_values.shape == (8, m.shape[1], 5)
+    assert_close(out.topk_values[m], v[m], **EXACT)
+    assert torch.equal(out.topk_indices[m].long(), ix[m])
+    assert torch.isinf(out.topk_values[~m]).all()
+    p = T.topk_probs(out.topk_values[m], out.topk_indices[m], full.shape[-1], temperature=2.0)
+    want = torch.zeros_like(full[m]).scatter_(-1, ix[m], (v[m] / 2).softmax(-1))
+    assert_close(p, want, atol=1e-6, rtol=0)
+    assert T.CachedTeacher(mlm, enc, T.Needs(), tmp_path, topk=5, progress=False).hit
 
 
 # ------------------------------------------------------------------ teacher_weights / mix
@@ -209,8 +269,11 @@ def test_weights_uniform_confidence_entropy_fixed():
     assert T.teacher_weights(TWO, "entropy")[1, 1] > 0.5  # the sharper teacher counts more
     assert_close(T.teacher_weights(TWO, "fixed", fixed=[3, 1]),
                  torch.tensor([[0.75, 0.25], [0.75, 0.25]]))
-    assert_close(T.teacher_weights(TWO, "fixed", fixed=[-1, 2]),
+    assert_close(T.teacher_weights(TWO, "fixed", fixed=[0, 2]),
                  torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+    for bad in ([-1, 2], [0, 0], [-1, -1], [float("nan"), 1]):  # used to give NaN or clamp
+        with pytest.raises(ConfigError, match="finite weights >= 0 with a positive sum"):
+            T.teacher_weights(TWO, "fixed", fixed=bad)
     # sharpness 2: squared scores
     assert_close(T.teacher_weights(TWO, "confidence", sharpness=2.0)[0],
                  torch.tensor([0.5625 / 0.8125, 0.25 / 0.8125]))
@@ -220,8 +283,8 @@ def test_weights_uniform_confidence_entropy_fixed():
         T.teacher_weights(TWO, "fixed", fixed=[1, 2, 3])
     with pytest.raises(ConfigError, match="unknown teacher weighting"):
         T.teacher_weights(TWO, "loudest")
-    with pytest.raises(ConfigError, match="gold labels"):
-        T.teacher_weights(TWO, "gold")
+    # a batch with no labels at all (only augmented text): gold is confidence there
+    assert_close(T.teacher_weights(TWO, "gold"), T.teacher_weights(TWO, "confidence"))
 
 
 def test_weights_gold_hand_computed():
@@ -259,9 +322,38 @@ def test_weights_regression_gold():
     w = T.teacher_weights(preds, "gold", labels=labels, regression=True)
     e1 = math.exp(-1.0)
     assert_close(w, torch.tensor([[1 / (1 + e1), e1 / (1 + e1)], [0.5, 0.5], [0.5, 0.5]]))
-    for s in ("uniform", "confidence", "entropy"):
-        assert_close(T.teacher_weights(preds, s, labels=labels, regression=True),
-                     torch.full((3, 2), 0.5))
+    assert_close(T.teacher_weights(preds, "uniform", labels=labels, regression=True),
+                 torch.full((3, 2), 0.5))
+    for s in ("confidence", "entropy"):  # used to become uniform silently
+        with pytest.raises(ConfigError, match="regression task has none"):
+            T.teacher_weights(preds, s, labels=labels, regression=True)
+        with pytest.raises(ConfigError, match="regression task has none"):
+            T.MultiTeacher([T.TeacherSignal(), T.TeacherSignal()], s, regression=True)
+
+
+def test_weights_per_token_for_masked_lm():
+    """[K, B, L, V] teacher logits -> one weight vector per token [B, L, K]; gold per token,
+    confidence where the token has no label (−100); the mixture is [B, L, V]."""
+    g = torch.Generator().manual_seed(1)
+    K, B, Lq, V = 3, 2, 5, 7
+    logits = torch.randn(K, B, Lq, V, generator=g)
+    labels = torch.randint(0, V, (B, Lq), generator=g)
+    labels[0, 1] = labels[1, 4] = -100
+    w = T.teacher_weights(logits, "gold", labels=labels)
+    assert w.shape == (B, Lq, K)
+    p = logits.softmax(-1)
+    for b in range(B):
+        for i in range(Lq):
+            y = labels[b, i].item()
+            score = p[:, b, i].max(-1).values if y < 0 else p[:, b, i, y]
+            assert_close(w[b, i], score / score.sum())
+    for s in ("uniform", "confidence", "entropy", "fixed"):
+        assert T.teacher_weights(logits, s, fixed=[1, 1, 2]).shape == (B, Lq, K)
+    probs = T.mix(logits, w, temperature=2.0)
+    assert probs.shape == (B, Lq, V)
+    want = sum(w[..., k, None] * (logits[k] / 2).softmax(-1) for k in range(K))
+    assert_close(probs, want)
+    assert_close(probs.sum(-1), torch.ones(B, Lq))
 
 
 def test_mix_two_teachers_at_temperature_2():

@@ -1,6 +1,6 @@
 """Logit + intermediate-layer knowledge distillation: the objective of ``lmdistill distill``.
 
-    loss = (1 − α)·L_hard + α·L_soft + β·Σ_m w_m·L_m
+    loss = (1 − α)·L_hard + α·L_soft + β·Σ_m w_m·L_m      (``losses.kd_mixture``; α ∈ [0, 1])
 
 - ``L_hard``: CE on gold labels (MSE for regression); rows without a label (augmented text)
   contribute nothing.
@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 
 from ... import losses as L
+from ...data.collate import WEIGHT
+from ...errors import ConfigError
 from ...mapping import LayerMatch, Projections
 from ...teachers import Needs, TeacherSignal, mix, prepare_for_features, run_model, to_device
 from ..finetune import model_inputs, supervised_loss
@@ -63,6 +65,13 @@ class KDObjective(torch.nn.Module):
     def _build_schedules(self, total_steps: int) -> None:
         for name, spec in self.specs.items():
             setattr(self, name, L.make_schedule(spec, total_steps))
+        # schedules are monotone from start to end: their two ends bound every step's value
+        for name, lo, hi in (("alpha", 0.0, 1.0), ("beta", 0.0, float("inf"))):
+            sched = getattr(self, name)
+            for v in (sched.start, sched.end):
+                if not lo <= v <= hi:
+                    raise ConfigError(f"kd.{name} must stay in [{lo:g}, {hi:g}], got {v:g} "
+                                      f"(from {self.specs[name]!r})")
 
     def on_step_begin(self, step: int, total_steps: int) -> None:
         """Called by the loop before each optimizer step (schedules need the run length)."""
@@ -71,44 +80,48 @@ class KDObjective(torch.nn.Module):
             self._total = total_steps
         self.step = step
 
-    def _match_loss(self, m: LayerMatch, s, t, mask) -> torch.Tensor:
+    def _match_loss(self, m: LayerMatch, s, t, mask, w=None) -> torch.Tensor:
         if m.feature == "hidden":
             return L.hidden_mse_loss(s.hidden[m.student_layer], t.hidden[m.teacher_layer], mask,
-                                     proj=self.projections.get(m))
+                                     proj=self.projections.get(m), weights=w)
         if m.feature == "cosine":
             return L.cosine_embedding_loss(s.hidden[m.student_layer], t.hidden[m.teacher_layer],
-                                           mask, proj=self.projections.get(m))
+                                           mask, proj=self.projections.get(m), weights=w)
         if m.feature == "attention":
             fn = L.attention_kl_loss if m.loss in (None, "kl") else L.attention_mse_loss
-            return fn(s.attention[m.student_layer], t.attention[m.teacher_layer], mask)
+            return fn(s.attention[m.student_layer], t.attention[m.teacher_layer], mask,
+                      weights=w)
         if m.feature == "value_relation":
             return L.value_relation_loss(s.value[m.student_layer], t.value[m.teacher_layer],
-                                         mask, self.relation_heads)
+                                         mask, self.relation_heads, weights=w)
         raise ValueError(f"unknown feature {m.feature}")
 
     def forward(self, batch: dict) -> dict:
+        """loss = kd_mixture(hard, soft, α) + β·Σ w_m·L_m, every term weighted per example by
+        the batch's ``weight`` extra (if any) before its reduction."""
         dev = batch["input_ids"].device
         t = to_device(self.teacher(batch), dev)
         out, s = run_model(self.student, batch, self.s_needs, self.recorder)
         logits = out.logits
+        w = batch.get(WEIGHT)
         alpha, tau = self.alpha(self.step), self.temperature(self.step)
         terms: dict[str, torch.Tensor] = {}
         if "labels" in batch and alpha < 1:
-            terms["hard"] = supervised_loss(logits, batch["labels"], self.regression)
-        t_logits = t.logits.to(dev)
+            terms["hard"] = supervised_loss(logits, batch["labels"], self.regression, w)
         if self.regression:
-            target = mix(t_logits, t.weights.to(dev), regression=True) if t.weights is not None \
-                else t_logits
-            terms["soft"] = L.mse_regression_kd(logits.squeeze(-1), target.squeeze(-1))
+            target = mix(t.logits, t.weights, regression=True) if t.weights is not None \
+                else t.logits
+            terms["soft"] = L.mse_regression_kd(logits.squeeze(-1), target.squeeze(-1), w)
         elif t.weights is not None:
-            probs = mix(t_logits, t.weights.to(dev), tau)
-            terms["soft"] = L.soft_kd_loss(logits, teacher_probs=probs, temperature=tau)
+            probs = mix(t.logits, t.weights, tau)
+            terms["soft"] = L.soft_kd_loss(logits, teacher_probs=probs, temperature=tau,
+                                           weights=w)
         else:
-            terms["soft"] = L.soft_kd_loss(logits, t_logits, temperature=tau)
-        loss = alpha * terms["soft"] + (1 - alpha) * terms.get("hard", 0.0)
+            terms["soft"] = L.soft_kd_loss(logits, t.logits, temperature=tau, weights=w)
+        loss = L.kd_mixture(terms.get("hard", 0.0), terms["soft"], alpha)
         if self.matches:
             mask = batch["attention_mask"]
-            inter = sum(m.weight * self._match_loss(m, s, t, mask) for m in self.matches)
+            inter = sum(m.weight * self._match_loss(m, s, t, mask, w) for m in self.matches)
             terms["inter"] = inter
             loss = loss + self.beta(self.step) * inter
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}

@@ -148,7 +148,8 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
         if cfg.kd.features:
             pairs = resolve_mapping(cfg.kd.mapping, S.num_layers(t_model.config),
                                     S.num_layers(student.config), cfg.kd.include_embeddings)
-            matches = build_matches(pairs, cfg.kd.features, cfg.kd.feature_weights or 1.0)
+            matches = build_matches(pairs, cfg.kd.features, cfg.kd.feature_weights or 1.0,
+                                    losses=cfg.kd.losses or None)
             projections = Projections(matches, student.config.hidden_size,
                                       t_model.config.hidden_size, keep=cfg.kd.keep_projections)
             if "value_relation" in cfg.kd.features:
