@@ -63,7 +63,12 @@ def task_metrics(task: Task, logits: np.ndarray, enc: Encoded) -> dict:
     if any(lab is None for lab in enc.labels):
         raise DataError(f"task '{task.name}': the evaluation split has no labels")
     preds = to_predictions(logits, task.is_regression)
-    return task.compute_metrics(preds, np.asarray(enc.labels))
+    groups = enc.extras.get("group")
+    scores = None
+    if groups is not None:  # the positive class's score ranks a group's candidate rows
+        scores = logits.reshape(-1) if task.is_regression else (
+            logits[:, 1] - logits[:, 0] if logits.shape[-1] == 2 else logits.max(-1))
+    return task.compute_metrics(preds, np.asarray(enc.labels), groups, scores)
 
 
 def standard_callbacks(out: Path, cfg: C.TrainConfig, primary: str, desc: str) -> list:

@@ -33,10 +33,14 @@ import numpy as np
 
 from lmdistill.errors import DataError
 
-__all__ = ["METRICS", "CLASSIFICATION_METRICS", "REGRESSION_METRICS", "compute"]
+__all__ = ["METRICS", "CLASSIFICATION_METRICS", "REGRESSION_METRICS", "GROUP_METRICS",
+           "compute", "group_accuracy"]
 
-CLASSIFICATION_METRICS = ("accuracy", "f1", "macro_f1", "mcc")
+CLASSIFICATION_METRICS = ("accuracy", "f1", "macro_f1", "mcc", "group_accuracy")
 REGRESSION_METRICS = ("pearson", "spearman")
+#: metrics over groups of rows (e.g. the candidate senses of one WSD instance): they need the
+#: rows' ``groups`` and ``scores``
+GROUP_METRICS = ("group_accuracy",)
 METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 
 
@@ -82,8 +86,28 @@ def _correlation(kind: str, p: np.ndarray, y: np.ndarray) -> float:
         return _finite_or_zero(fn(p, y)[0])
 
 
-def compute(metric_names: list[str], preds: Any, labels: Any) -> dict[str, float]:
-    """Compute ``metric_names`` (in order) for ``preds`` against ``labels``.
+def group_accuracy(scores: Any, labels: Any, groups: Any) -> float:
+    """Accuracy over groups of candidate rows: in each group the row with the highest score is
+    the prediction, correct when that row is labelled 1. A group may have several rows
+    labelled 1 (several gold keys: any of them counts); a group with none counts as wrong.
+    Ties go to the first row of the group. E.g. word-sense disambiguation by gloss
+    classification: one group per target word, one row per candidate sense."""
+    s, y, g = (np.asarray(x).reshape(-1) for x in (scores, labels, groups))
+    if not len(s) == len(y) == len(g):
+        raise ValueError(f"{len(s)} scores, {len(y)} labels, {len(g)} group ids")
+    if len(s) == 0:
+        raise ValueError("cannot compute metrics on zero examples")
+    best: dict = {}
+    for i, gid in enumerate(g.tolist()):
+        if gid not in best or s[i] > s[best[gid]]:
+            best[gid] = i
+    return float(np.mean([y[i] == 1 for i in best.values()]))
+
+
+def compute(metric_names: list[str], preds: Any, labels: Any, groups: Any = None,
+            scores: Any = None) -> dict[str, float]:
+    """Compute ``metric_names`` (in order) for ``preds`` against ``labels``; group metrics
+    (:data:`GROUP_METRICS`) also need each row's ``groups`` id and ``scores``.
 
     Unknown metric names raise DataError listing the known ones; length mismatches and empty
     inputs raise ValueError (a programming error, not a data problem).
@@ -103,7 +127,12 @@ def compute(metric_names: list[str], preds: Any, labels: Any) -> dict[str, float
     if any(m in CLASSIFICATION_METRICS for m in metric_names):
         p, y = _class_ids(p_raw), _class_ids(y_raw)
     for name in metric_names:
-        if name == "accuracy":
+        if name in GROUP_METRICS:
+            if groups is None or scores is None:
+                raise DataError(f"metric '{name}' needs a 'group' id per row (an extra of the "
+                                "examples) and the rows' scores")
+            out[name] = group_accuracy(scores, y_raw, groups)
+        elif name == "accuracy":
             out[name] = float(np.mean(p == y))
         elif name == "f1":
             extra = sorted(set(np.unique(np.concatenate([p, y])).tolist()) - {0, 1})

@@ -146,9 +146,11 @@ class Task:
             chosen = sorted(random.Random(seed).sample(range(n), limit))
         return [Example(rows[i][0], rows[i][1], rows[i][2], i) for i in chosen]
 
-    def compute_metrics(self, preds: Any, labels: Any) -> dict[str, float]:
-        """``metrics.compute(self.metrics, preds, labels)``: ``{metric: float}``, primary first."""
-        return _metrics.compute(self.metrics, preds, labels)
+    def compute_metrics(self, preds: Any, labels: Any, groups: Any = None,
+                        scores: Any = None) -> dict[str, float]:
+        """``metrics.compute(self.metrics, ...)``: ``{metric: float}``, primary first; group
+        metrics use each row's ``groups`` id and ``scores`` (the positive-class logit)."""
+        return _metrics.compute(self.metrics, preds, labels, groups, scores)
 
     def _rows(self, split: str) -> list[_Row]:
         if split not in self._cache:
@@ -657,6 +659,42 @@ _ALIASES = {
 _NOT_LOCAL = {"mnli", "mnli-mm", "qqp", "wnli", "ax", "scitail", "snli"}
 
 
+def register_task(name: str, factory: "Callable[[Path], Task] | Task",
+                  aliases: Sequence[str] = (), replace: bool = False) -> None:
+    """Add a task to the registry, so ``get_task(name)`` (and ``--task name`` on the command
+    line) finds it. ``factory(data_dir) -> Task`` builds it from the data directory (or pass a
+    ready :class:`Task`, e.g. ``Task.from_examples(...)``, which needs no data directory).
+    Names are case-insensitive; a taken name needs ``replace=True``."""
+    key = name.strip().lower().replace("_", "-")
+    if not key:
+        raise DataError("a task needs a name")
+    if not replace and (key in _REGISTRY or key in _ALIASES):
+        raise DataError(f"task '{key}' is already registered; pass replace=True to replace it")
+    if isinstance(factory, Task):
+        task = factory
+        _REGISTRY[key] = lambda _dir: task
+        _NO_DATA_DIR.add(key)
+    elif callable(factory):
+        _REGISTRY[key] = factory
+        _NO_DATA_DIR.discard(key)
+    else:
+        raise DataError(f"register_task('{key}'): give a Task or a function data_dir -> Task")
+    for a in aliases:
+        _ALIASES[a.strip().lower().replace("_", "-")] = key
+
+
+def unregister_task(name: str) -> None:
+    key = name.strip().lower().replace("_", "-")
+    _REGISTRY.pop(key, None)
+    _NO_DATA_DIR.discard(key)
+    for a in [a for a, k in _ALIASES.items() if k == key]:
+        del _ALIASES[a]
+
+
+#: registered tasks that are ready Task objects (no data directory needed)
+_NO_DATA_DIR: set[str] = set()
+
+
 def list_tasks() -> list[str]:
     """Names of the registered tasks (in registry order)."""
     return list(_REGISTRY)
@@ -732,6 +770,8 @@ def get_task(name: str, data_dir: str | Path | None = None, **generic: Any) -> T
             f"options {', '.join(sorted(generic))} only apply to file tasks, "
             f"not to registered task '{key}'"
         )
+    if key in _NO_DATA_DIR:
+        return _REGISTRY[key](None)
     return _REGISTRY[key](_resolve_data_dir(data_dir))
 
 

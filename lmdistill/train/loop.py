@@ -278,6 +278,10 @@ class Trainer:
                 custom = getattr(self.unwrapped, "training_step", None)
                 if custom is not None:
                     self.model.train()
+                    # every step starts from zero gradients: a backward for one optimizer's
+                    # step also fills the other group's .grad, which must not leak into its
+                    # next step (it would, and a resumed run would then differ)
+                    self.model.zero_grad(set_to_none=True)
                     self._n_ex = 0
                     logs = dict(custom(self, group))
                     if "loss" not in logs:

@@ -16,10 +16,16 @@ from ..data.collate import Encoded, collate, shard_batches, sorted_batches
 @torch.inference_mode()
 def predict(fn: Callable[[dict], torch.Tensor], enc: Encoded, batch_size: int = 128,
             accelerator=None, progress: bool = False, desc: str = "predict",
-            device: torch.device | None = None) -> np.ndarray:
+            device: torch.device | None = None, token_level: bool | None = None,
+            collate_fn=None) -> np.ndarray:
     """``fn(batch) -> [B, ...]`` over all of ``enc``; returns an array in ``enc`` order.
 
-    Batches go to ``device`` (default: the accelerator's), where the model must be.
+    Token-level outputs (``[B, L, ...]`` with L the batch's padded length, e.g. masked-LM
+    logits; detected for ≥ 3-D outputs, or forced with ``token_level=True``) come back as an
+    object array of one ``[L_i, ...]`` array per example, trimmed to its own length: batches
+    are padded to different lengths, so they cannot be stacked.
+    Batches go to ``device`` (default: the accelerator's), where the model must be;
+    ``collate_fn`` replaces the default collate (e.g. an objective's masking collate).
     With several processes each rank predicts a disjoint share of the (length-sorted) batches
     and the results are gathered, so every example is predicted exactly once.
     """
@@ -33,20 +39,33 @@ def predict(fn: Callable[[dict], torch.Tensor], enc: Encoded, batch_size: int = 
         from tqdm.auto import tqdm
 
         it = tqdm(batches, desc=desc, leave=False, dynamic_ncols=True)
+    cfn = collate_fn or (lambda e, b: collate(e, b, with_labels=False))
     idx_out, val_out = [], []
+    per_token = token_level
     for b in it:
-        batch = {k: v.to(device) for k, v in collate(enc, b, with_labels=False).items()}
+        batch = {k: v.to(device) for k, v in cfn(enc, b).items()}
         out = fn(batch).float().cpu()
+        if per_token is None:
+            per_token = out.ndim >= 3 and out.shape[1] == batch["input_ids"].shape[1]
         idx_out.extend(b)
-        val_out.append(out)
-    vals = torch.cat(val_out).numpy() if val_out else np.zeros((0,))
+        if per_token:
+            lengths = enc.lengths
+            val_out.extend(out[r, :lengths[i]].numpy() for r, i in enumerate(b))
+        else:
+            val_out.append(out)
+    if per_token:
+        vals = np.empty(len(val_out), dtype=object)
+        vals[:] = val_out
+    else:
+        vals = torch.cat(val_out).numpy() if val_out else np.zeros((0,))
     if world > 1:
         from accelerate.utils import gather_object
 
         parts = gather_object([(idx_out, vals)])
         idx_out = [i for p in parts for i in p[0]]
         vals = np.concatenate([p[1] for p in parts if len(p[0])])
-    result = np.empty((len(enc),) + vals.shape[1:], dtype=vals.dtype)
+    shape = (len(enc),) if per_token else (len(enc),) + vals.shape[1:]
+    result = np.empty(shape, dtype=object if per_token else vals.dtype)
     seen = np.zeros(len(enc), dtype=bool)
     for pos, i in enumerate(idx_out):
         result[i] = vals[pos]

@@ -118,6 +118,9 @@ class KDObjective(torch.nn.Module):
                                            weights=w)
         else:
             terms["soft"] = L.soft_kd_loss(logits, t.logits, temperature=tau, weights=w)
+        if t.weights is not None:  # logged: how much each teacher counted in this batch
+            for k in range(t.weights.shape[-1]):
+                terms[f"w_teacher{k}"] = t.weights[..., k].float().mean()
         loss = L.kd_mixture(terms.get("hard", 0.0), terms["soft"], alpha)
         if self.matches:
             mask = batch["attention_mask"]
