@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from lmdistill import api
 from lmdistill import config as C
+from lmdistill.data.tasks import get_task
 from lmdistill.errors import CheckpointError, ConfigError, TrainingDiverged
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -73,7 +74,22 @@ def test_deterministic_with_seed(tiny_bert, tmp_path):
 def test_regression_task_stsb(tiny_bert, tmp_path):
     res = api.finetune(cfg_for(tiny_bert, tmp_path / "r", **{"data.task": "stsb",
                                                                 "train.epochs": 1}))
-    assert "pearson" in res and "spearman" in res
+    ev = api.evaluate(str(tmp_path / "r" / "model"), "stsb", "dev", limit=128, max_length=48,
+                      progress=False, batch_size=128)  # one batch, padded as below
+    from scipy.stats import pearsonr, spearmanr
+
+    from lmdistill.data.collate import collate, encode
+    from lmdistill.models import hub
+
+    tok = hub.load_tokenizer(str(tmp_path / "r" / "model"))
+    enc = encode(get_task("stsb").load("dev", limit=128), tok, 48)
+    m = hub.load_classifier(str(tmp_path / "r" / "model")).eval()
+    b = collate(enc, list(range(len(enc))), with_labels=False)
+    with torch.no_grad():
+        pred = m(**{k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")
+                    if k in b}).logits.reshape(-1).numpy()
+    assert ev["pearson"] == pytest.approx(pearsonr(pred, enc.labels)[0], abs=1e-5)
+    assert ev["spearman"] == pytest.approx(spearmanr(pred, enc.labels)[0], abs=1e-5)
 
 
 def _kill_when(proc, pattern_dir: Path, name: str, timeout=120):
