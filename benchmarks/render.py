@@ -148,7 +148,7 @@ def compress_section(res: dict) -> list[str]:
         vs = m.get("speedup_vs_base")
         vs = "—" if vs is None else (f"**{vs:.2f}× (slower)**" if m.get("slower_than_base")
                                      else f"{vs:.2f}×")
-        kind = m["kind"] + (f" (auto's choice)" if m.get("chosen_backend") else "")
+        kind = m["kind"] + (" (auto's choice)" if m.get("chosen_backend") else "")
         out.append(
             f"| {m['label']} | {kind} | {f'{acc:.4f}' if acc else '—'} | "
             f"{f'{100 * acc / t_acc:.1f}%' if acc and t_acc else '—'} | "

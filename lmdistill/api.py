@@ -12,81 +12,18 @@ A run directory holds::
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from . import config as C
 from .data.collate import Encoded, encode
-from .data.tasks import Task, get_task
-from .errors import DataError, ModelError
+from .data.tasks import get_task
 from .models import hub
-from .train.callbacks import BestModel, EarlyStopping, JsonlLogger, ProgressBar, TensorBoard
-from .train.loop import Trainer, make_accelerator
-from .train.predict import predict, to_predictions
-
-
-# ------------------------------------------------------------------ data helpers
-def load_task(data: C.DataConfig) -> Task:
-    generic = {}
-    if data.text_a:
-        generic = dict(text_a=data.text_a, text_b=data.text_b, label=data.label,
-                       label_names=data.label_names, regression=data.regression,
-                       dev_path=data.dev_path)
-    return get_task(data.task, data_dir=data.data_dir, **generic)
-
-
-def load_encoded(task: Task, split: str, tokenizer, max_length: int, limit: int | None = None,
-                 seed: int = 0) -> Encoded:
-    examples = task.load(split, limit=limit, seed=seed)
-    if not examples:
-        raise DataError(f"task '{task.name}' split '{split}' has no examples")
-    return encode(examples, tokenizer, max_length)
-
-
-def check_tokenizer(model, tokenizer, ref: str) -> None:
-    """A tokenizer whose ids exceed the model's embedding table is the wrong tokenizer."""
-    vocab = getattr(model.config, "vocab_size", None)
-    if vocab is not None and len(tokenizer) > vocab:
-        raise ModelError(f"tokenizer of '{ref}' has {len(tokenizer)} tokens but the model's "
-                         f"vocabulary has {vocab}: tokenizer and model do not match")
-
-
-def metric_mode(metric: str) -> str:
-    return "min" if metric in ("loss", "mse", "mae") else "max"
-
-
-def task_metrics(task: Task, logits: np.ndarray, enc: Encoded) -> dict:
-    if any(lab is None for lab in enc.labels):
-        raise DataError(f"task '{task.name}': the evaluation split has no labels")
-    preds = to_predictions(logits, task.is_regression)
-    groups = enc.extras.get("group")
-    scores = None
-    if groups is not None:  # the positive class's score ranks a group's candidate rows
-        scores = logits.reshape(-1) if task.is_regression else (
-            logits[:, 1] - logits[:, 0] if logits.shape[-1] == 2 else logits.max(-1))
-    return task.compute_metrics(preds, np.asarray(enc.labels), groups, scores)
-
-
-def standard_callbacks(out: Path, cfg: C.TrainConfig, primary: str, desc: str) -> list:
-    cbs = [ProgressBar(desc), JsonlLogger(out / "metrics.jsonl", cfg.log_every),
-           TensorBoard(out / "tensorboard"), BestModel(out / "model", primary, metric_mode(primary))]
-    if cfg.early_stopping_patience:
-        cbs.append(EarlyStopping(primary, cfg.early_stopping_patience, metric_mode(primary)))
-    return cbs
-
-
-def best_callback(trainer: Trainer) -> BestModel:
-    return next(cb for cb in trainer.callbacks if isinstance(cb, BestModel))
-
-
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+from .train.loop import make_accelerator
+from .train.predict import predict
+from .train.runner import (best_callback, check_tokenizer, load_encoded,  # noqa: F401
+                           load_task, metric_mode, run_training, standard_callbacks,
+                           task_metrics, write_json)
 
 
 # ------------------------------------------------------------------ finetune
@@ -117,62 +54,13 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
         "params_no_emb": count_params(model, without_embeddings=True)})
 
 
-def run_training(objective, task: Task, train: Encoded, dev: Encoded, cfg, resume: bool,
-                 accelerator, t0: float, extra: dict | None = None) -> dict:
-    """The shared tail of every training command: the one loop with the standard callbacks,
-    evaluation on ``dev`` by the task metric, ``metrics.json`` and the report."""
-    out = Path(cfg.output_dir)
-
-    def evaluate(trainer: Trainer) -> dict:
-        trainer.model.eval()
-        logits = predict(trainer.unwrapped.predict, dev, cfg.train.eval_batch_size,
-                         trainer.accelerator)
-        return task_metrics(task, logits, dev)
-
-    trainer = Trainer(objective, train, cfg.train, out, evaluate,
-                      standard_callbacks(out, cfg.train, task.primary_metric, cfg.kind),
-                      resume=resume, config_yaml=C.to_yaml(cfg), accelerator=accelerator)
-    fit = trainer.fit()
-    best = best_callback(trainer)
-    result = {
-        "task": task.name, "split": cfg.data.eval_split, **(extra or {}),
-        "best_step": best.best_step, **_best_metrics(out, trainer),
-        "train_examples": len(train), "steps": fit["step"],
-        "examples_seen": fit["examples_seen"], "world_size": fit["world_size"],
-        "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
-        "train_seconds": fit["train_seconds"],
-        "train_examples_per_s": fit["train_examples_per_s"],
-        "wall_seconds": round(time.time() - t0, 1),
-    }
-    if trainer.is_main:
-        write_json(out / "metrics.json", result)
-        from .report.build import auto_report
-
-        auto_report(out)
-    return result
-
-
-def _best_metrics(out: Path, trainer: Trainer) -> dict:
-    """Metrics of the best evaluation, read from the log (exact, no re-evaluation)."""
-    best = best_callback(trainer)
-    log = out / "metrics.jsonl"
-    recs = []
-    if log.exists():
-        recs = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-    evals = [r for r in recs if r.get("type") == "eval" and r["step"] == best.best_step]
-    if evals:
-        return {k: v for k, v in evals[-1].items() if k not in ("type", "step", "epoch")}
-    return dict(getattr(trainer, "last_metrics", {}))
-
-
 # ------------------------------------------------------------------ evaluate
 def inference_device(ref: str, accelerator=None):
     """Where a saved model runs: INT8 (torch/torchao) and ONNX Runtime folders are CPU
     models; anything else runs on the accelerator's device (a CUDA GPU when present)."""
     import torch
 
-    from .compress.onnx import is_onnx_dir
-    from .compress.quantize import method_of
+    from .models.runtimes import is_onnx_dir, method_of
 
     path = hub.resolve(ref)
     if Path(path).is_dir() and (is_onnx_dir(path) or method_of(path)):

@@ -72,8 +72,7 @@ def param_counts(model) -> dict:
 
 
 def model_kind(ref: str) -> str:
-    from .compress.onnx import INFO_FILE, is_onnx_dir
-    from .compress.quantize import method_of
+    from .models.runtimes import INFO_FILE, is_onnx_dir, method_of
 
     p = Path(hub.resolve(ref))
     if is_onnx_dir(p):
@@ -138,8 +137,7 @@ def base_of(ref: str) -> str | None:
     """The FP32 folder a quantized / ONNX folder was made from (None for an FP32 model)."""
     import json
 
-    from .compress.onnx import INFO_FILE, is_onnx_dir
-    from .compress.quantize import QUANT_FILE
+    from .models.runtimes import INFO_FILE, QUANT_FILE, is_onnx_dir
 
     p = Path(hub.resolve(ref))
     for f in (p / QUANT_FILE, p / INFO_FILE if is_onnx_dir(p) else None):

@@ -15,6 +15,7 @@ import typer
 
 from . import config as C
 from .errors import LmdistillError
+from .names import FEATURES, STRATEGIES, STUDENT_KINDS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Distill large pretrained language models into small, fast ones.")
@@ -25,6 +26,15 @@ CONFIG = typer.Option(None, "--config", "-c", help="YAML config file")
 
 def _flags(**kw) -> dict:
     return {k: v for k, v in kw.items() if v is not None}
+
+
+def _run_flags(task, output_dir, data_dir, limit, eval_limit, epochs, max_steps, batch_size,
+               lr, seed) -> dict:
+    """The flags every training command shares, as config overrides."""
+    return {"data.task": task, "output_dir": output_dir, "data.data_dir": data_dir,
+            "data.limit": limit, "data.eval_limit": eval_limit, "train.epochs": epochs,
+            "train.max_steps": max_steps, "train.batch_size": batch_size, "train.lr": lr,
+            "train.seed": seed}
 
 
 @app.command()
@@ -47,11 +57,8 @@ def finetune(
     """Fine-tune a model (e.g. a teacher) on a task."""
     from . import api
 
-    flags = _flags(**{"data.task": task, "model.name": model, "output_dir": output_dir,
-                      "data.data_dir": data_dir, "data.limit": limit,
-                      "data.eval_limit": eval_limit, "train.epochs": epochs,
-                      "train.max_steps": max_steps, "train.batch_size": batch_size,
-                      "train.lr": lr, "train.seed": seed})
+    flags = _flags(**{"model.name": model}, **_run_flags(
+        task, output_dir, data_dir, limit, eval_limit, epochs, max_steps, batch_size, lr, seed))
     cfg = C.build(C.FinetuneConfig, config, {**flags, **dict(map(C.parse_override,
                                                                   override or []))})
     result = api.finetune(cfg, resume=resume)
@@ -62,12 +69,12 @@ def finetune(
 def distill(
     task: Optional[str] = typer.Option(None, help="task name or data file"),
     teacher: Optional[list[str]] = typer.Option(None, help="fine-tuned teacher(s); repeat for several"),
-    strategy: Optional[str] = typer.Option(None, help="multi-teacher weighting: uniform, "
-                                           "confidence, entropy, gold, fixed"),
-    student: Optional[str] = typer.Option(None, help="subset | smaller | shared | bilstm | pretrained"),
+    strategy: Optional[str] = typer.Option(None, help="multi-teacher weighting: "
+                                           + ", ".join(STRATEGIES)),
+    student: Optional[str] = typer.Option(None, help=" | ".join(STUDENT_KINDS)),
     student_layers: Optional[int] = typer.Option(None, "--layers", help="student depth"),
-    features: Optional[str] = typer.Option(None, help="intermediate KD: comma list of hidden,"
-                                           "attention,value_relation,cosine"),
+    features: Optional[str] = typer.Option(None, help="intermediate KD: comma list of "
+                                           + ",".join(FEATURES)),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "--out"),
     data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
     limit: Optional[int] = typer.Option(None),
@@ -85,14 +92,12 @@ def distill(
     from .methods.kd.run import distill as run
 
     t = list(teacher or [])
-    flags = _flags(**{"data.task": task, "teacher.name": t[0] if t else None,
-                      "teacher.names": t[1:] or None, "teacher.strategy": strategy,
-                      "student.kind": student, "student.num_layers": student_layers,
-                      "kd.features": features.split(",") if features else None,
-                      "output_dir": output_dir, "data.data_dir": data_dir, "data.limit": limit,
-                      "data.eval_limit": eval_limit, "train.epochs": epochs,
-                      "train.max_steps": max_steps, "train.batch_size": batch_size,
-                      "train.lr": lr, "train.seed": seed})
+    flags = _flags(**{"teacher.name": t[0] if t else None, "teacher.names": t[1:] or None,
+                      "teacher.strategy": strategy, "student.kind": student,
+                      "student.num_layers": student_layers,
+                      "kd.features": features.split(",") if features else None},
+                   **_run_flags(task, output_dir, data_dir, limit, eval_limit, epochs,
+                                max_steps, batch_size, lr, seed))
     cfg = C.build(C.DistillConfig, config, {**flags, **dict(map(C.parse_override,
                                                                  override or []))})
     _print_result(run(cfg, resume=resume))

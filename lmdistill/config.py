@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
+from .names import FEATURES, STRATEGIES, STUDENT_KINDS
 
 
 class Strict(BaseModel):
@@ -83,7 +84,7 @@ Schedulable = float | str | dict
 class TeacherConfig(Strict):
     name: str | None = Field(None, description="a fine-tuned teacher (folder/alias/hub name)")
     names: list[str] = Field(default_factory=list, description="several teachers")
-    strategy: Literal["uniform", "confidence", "entropy", "gold", "fixed"] = "uniform"
+    strategy: Literal[STRATEGIES] = "uniform"
     fixed_weights: list[float] | None = None
     sharpness: float = 1.0
     cache: bool = Field(True, description="compute teacher outputs once, store on disk")
@@ -98,7 +99,7 @@ class TeacherConfig(Strict):
 
 
 class StudentConfig(Strict):
-    kind: Literal["subset", "smaller", "shared", "bilstm", "pretrained"] = "subset"
+    kind: Literal[STUDENT_KINDS] = "subset"
     base: str | None = Field(None, description="model the student is built from "
                                                "(default: the first teacher)")
     layers: list[int] | None = Field(None, description="subset: teacher layers to keep (0-based)")
@@ -116,12 +117,11 @@ class KDConfig(Strict):
     alpha: Schedulable = Field(0.5, description="weight of the soft loss; 1-alpha on gold labels")
     temperature: Schedulable = 2.0
     beta: Schedulable = Field(1.0, description="weight of the intermediate-layer terms")
-    features: list[Literal["hidden", "attention", "value_relation", "cosine"]] = Field(
-        default_factory=list)
+    features: list[Literal[FEATURES]] = Field(default_factory=list)
     mapping: str | list[list[int]] | dict[int, int] = "uniform"
     include_embeddings: bool = True
     feature_weights: dict[str, float] = Field(default_factory=dict)
-    losses: dict[Literal["hidden", "attention", "value_relation", "cosine"], str] = Field(
+    losses: dict[Literal[FEATURES], str] = Field(
         default_factory=dict, description="loss per feature, e.g. {attention: mse} "
                                           "(default: hidden mse, attention kl)")
     keep_projections: bool = False

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from torch import nn
 
 from lmdistill.errors import ConfigError
+from lmdistill.names import FEATURES
 
 __all__ = [
     "MappingError",
@@ -44,9 +45,7 @@ __all__ = [
 ]
 
 Pair = tuple[int, int]
-Feature = Literal["hidden", "attention", "value_relation", "cosine"]
-
-FEATURES: tuple[str, ...] = ("hidden", "attention", "value_relation", "cosine")
+Feature = Literal[FEATURES]
 #: features indexed into the ``attentions`` tuple (no embedding layer 0)
 ATTENTION_FEATURES: frozenset[str] = frozenset({"attention", "value_relation"})
 #: features compared in hidden space, which need a projection when widths differ

@@ -35,6 +35,7 @@ import torch
 
 from .data.collate import Encoded, collate, sorted_batches
 from .errors import ConfigError, ModelError
+from .names import MODEL_INPUTS, STRATEGIES  # noqa: F401 - re-exported
 
 FEATURES = ("hidden", "attention", "value")
 
@@ -63,7 +64,6 @@ class Needs:
         return bool(self.hidden or self.attention or self.value)
 
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class ValueRecorder:
@@ -415,7 +415,6 @@ class LogitsFileTeacher(TeacherSignal):
 
 
 # ------------------------------------------------------------------ several teachers
-STRATEGIES = ("uniform", "confidence", "entropy", "gold", "fixed")
 
 
 def check_strategy(strategy: str, num_teachers: int, regression: bool = False,

@@ -13,15 +13,13 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from ..errors import ModelError
+from ..models.runtimes import INFO_FILE, ONNX_FILE, OnnxClassifier, is_onnx_dir  # noqa: F401
 
-ONNX_FILE = "model.onnx"
-INFO_FILE = "onnx_export.json"
 PARITY_SENTENCES = [
     ("a gripping , beautifully acted film .", None),
     ("the plot goes nowhere and the jokes fall flat , which is a shame given the cast .", None),
@@ -120,41 +118,3 @@ def parity(torch_fn, onnx_dir: Path, tok, names) -> float:
         ref = torch_fn(*(x[n] for n in names)).numpy()
     got = sess(**{n: x[n] for n in names}).logits.numpy()
     return float(np.abs(ref - got).max())
-
-
-class OnnxClassifier:
-    """An ONNX Runtime session that answers like an HF classifier: ``m(**inputs).logits``."""
-
-    def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime as ort
-        from transformers import AutoConfig
-
-        self.path = Path(path)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or torch.get_num_threads()
-        so.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(self.path / ONNX_FILE), so,
-                                            providers=["CPUExecutionProvider"])
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.config = AutoConfig.from_pretrained(self.path)
-
-    def eval(self):
-        return self
-
-    def to(self, *_a, **_k):
-        return self
-
-    def __call__(self, **inputs) -> SimpleNamespace:
-        feed = {k: inputs[k].cpu().numpy().astype(np.int64) for k in self.inputs}
-        return SimpleNamespace(logits=torch.from_numpy(self.session.run(["logits"], feed)[0]))
-
-    @property
-    def param_counts(self) -> dict:
-        """Parameters of the exported PyTorch model (ONNX renames/quantizes initializers)."""
-        info = json.loads((self.path / INFO_FILE).read_text())
-        return {"params": info["params"], "params_no_emb": info["params_no_emb"]}
-
-
-def is_onnx_dir(path: str | Path) -> bool:
-    return (Path(path) / ONNX_FILE).exists()
-

@@ -37,39 +37,14 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from ..models.runtimes import METHODS, QUANT_FILE, apply, method_of  # noqa: F401
 
-QUANT_FILE = "lmdistill_quantization.json"
 CHOICE_FILE = "quantization_choice.json"
-TORCH_METHODS = ("torch-dynamic-int8", "torchao-int8")
-BACKENDS = ("torch-dynamic-int8", "onnx-int8", "torchao-int8")
-METHODS = ("auto",) + BACKENDS
+BACKENDS = METHODS[1:]
 
 
 class QuantizationRefused(ConfigError):
     """No INT8 backend is faster than the FP32 model on this machine (and no ``force``)."""
-
-
-def apply(model: torch.nn.Module, method: str) -> torch.nn.Module:
-    """Quantize ``model`` in place (returns it)."""
-    if method == "torchao-int8":
-        import logging
-
-        logging.getLogger("torchao").setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-            except ImportError as e:
-                raise ConfigError("quantization method 'torchao-int8' needs torchao "
-                                  "(pip install torchao), or use --method auto") from e
-            quantize_(model, Int8DynamicActivationInt8WeightConfig())
-        return model
-    if method == "torch-dynamic-int8":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
-                                                          dtype=torch.qint8)
-    raise ConfigError(f"unknown quantization method '{method}'; choose from {', '.join(METHODS)}")
 
 
 def _check_method(method: str) -> None:
@@ -101,11 +76,6 @@ def write_quantized(model_dir: str | Path, out_dir: str | Path, method: str) -> 
     info = {"method": method, "source": str(src)}
     (dst / QUANT_FILE).write_text(json.dumps(info, indent=2))
     return info
-
-
-def method_of(path: str | Path) -> str | None:
-    f = Path(path) / QUANT_FILE
-    return json.loads(f.read_text())["method"] if f.exists() else None
 
 
 def available_backends() -> dict[str, str | None]:

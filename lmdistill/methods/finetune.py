@@ -7,9 +7,7 @@ import torch
 
 from ..data.collate import WEIGHT
 from ..losses import hard_ce_loss
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
+from ..names import MODEL_INPUTS
 
 def model_inputs(batch: dict) -> dict:
     return {k: batch[k] for k in MODEL_INPUTS if k in batch}

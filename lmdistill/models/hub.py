@@ -118,11 +118,10 @@ def load_classifier(
     _register_students()
     quiet_transformers()
     path = resolve(ref)
-    from ..compress import onnx as onnx_mod
-    from ..compress import quantize as quant
+    from . import runtimes
 
-    if onnx_mod.is_onnx_dir(path):
-        model = onnx_mod.OnnxClassifier(path)
+    if runtimes.is_onnx_dir(path):
+        model = runtimes.OnnxClassifier(path)
         _check_labels(ref, model.config, num_labels)
         return model
     config = load_config(ref, trust_remote_code)
@@ -141,8 +140,8 @@ def load_classifier(
         )
     except Exception as e:  # noqa: BLE001
         raise ModelError(f"cannot load model '{ref}': {_one_line(e)}") from e
-    method = quant.method_of(path) if quantized else None
-    return quant.apply(model.eval(), method) if method else model
+    method = runtimes.method_of(path) if quantized else None
+    return runtimes.apply(model.eval(), method) if method else model
 
 
 def _check_labels(ref: str, config, num_labels: int | None) -> None:

@@ -72,8 +72,8 @@ def test_deterministic_with_seed(tiny_bert, tmp_path):
 
 
 def test_regression_task_stsb(tiny_bert, tmp_path):
-    res = api.finetune(cfg_for(tiny_bert, tmp_path / "r", **{"data.task": "stsb",
-                                                                "train.epochs": 1}))
+    api.finetune(cfg_for(tiny_bert, tmp_path / "r", **{"data.task": "stsb",
+                                                          "train.epochs": 1}))
     ev = api.evaluate(str(tmp_path / "r" / "model"), "stsb", "dev", limit=128, max_length=48,
                       progress=False, batch_size=128)  # one batch, padded as below
     from scipy.stats import pearsonr, spearmanr

@@ -17,7 +17,7 @@ from lmdistill.data import tasks as TK
 from lmdistill.data.collate import Encoded, collate, encode
 from lmdistill.data.metrics import compute, group_accuracy
 from lmdistill.errors import ConfigError, DataError
-from lmdistill.methods.finetune import SupervisedObjective, supervised_loss
+from lmdistill.methods.finetune import supervised_loss
 from lmdistill.train.callbacks import Callback
 from lmdistill.train.loop import Trainer, make_optimizer
 from lmdistill.train.pipeline import Pipeline, Stage

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ... import api
 from ... import config as C
 from ...data.collate import encode
 from ...data.tasks import Example
@@ -17,6 +16,7 @@ from ...models import hub
 from ...models import students as S
 from ...teachers import (CachedTeacher, CallableTeacher, LogitsFileTeacher, MultiTeacher,
                          OnlineTeacher, TeacherSignal)
+from ...train import runner
 from ...train.loop import make_accelerator
 from .objective import KDObjective, needs_of
 
@@ -92,7 +92,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
     from accelerate.utils import set_seed
 
     t0 = time.time()
-    task = api.load_task(cfg.data)
+    task = runner.load_task(cfg.data)
     accelerator = make_accelerator(cfg.train.mixed_precision)
     set_seed(cfg.train.seed)
     names = cfg.teacher.all_names
@@ -104,7 +104,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
         raise ConfigError("student.base is needed when the teacher is not an HF model")
     tokenizer = hub.load_tokenizer(base_ref)
     base = hub.load_classifier(base_ref, task.num_labels, task.label_names)
-    api.check_tokenizer(base, tokenizer, base_ref)
+    runner.check_tokenizer(base, tokenizer, base_ref)
 
     examples = task.load(cfg.data.train_split, limit=cfg.data.limit, seed=cfg.train.seed)
     if extra_texts:
@@ -112,7 +112,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
                              t[1] if isinstance(t, tuple) else None, None, -1 - i)
                      for i, t in enumerate(extra_texts)]
     train = encode(examples, tokenizer, cfg.data.max_length)
-    dev = api.load_encoded(task, cfg.data.eval_split, tokenizer, cfg.data.max_length,
+    dev = runner.load_encoded(task, cfg.data.eval_split, tokenizer, cfg.data.max_length,
                            cfg.data.eval_limit)
 
     # ---- the student and the layer matches
@@ -183,7 +183,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
                             cfg.kd.temperature, cfg.kd.beta, task.is_regression,
                             cfg.kd.relation_heads, tokenizer)
 
-    return api.run_training(objective, task, train, dev, cfg, resume, accelerator, t0, {
+    return runner.run_training(objective, task, train, dev, cfg, resume, accelerator, t0, {
         "teachers": names + [f"callable{i}" for i in range(len(fns))],
         "student_kind": cfg.student.kind, "student_params": S.count_params(student),
         "student_params_no_emb": S.count_params(student, without_embeddings=True),
