@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .data.collate import Encoded, collate, sorted_batches
+from .data.collate import Encoded
 from .errors import ConfigError, ModelError
 from .names import MODEL_INPUTS, STRATEGIES  # noqa: F401 - re-exported
 
@@ -254,18 +254,14 @@ class CachedTeacher(TeacherSignal):
         if device is not None:
             model.to(device)
         online = OnlineTeacher(model, self.needs)
+        from .train.predict import iter_batches
+
         n, lengths = len(sub), sub.lengths
         logits = None
         per_ex: dict[str, list] = {}
-        batches = sorted_batches(lengths, batch_size)
-        it = batches
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(batches, desc=f"caching teacher ({n} new)", leave=False,
-                      dynamic_ncols=True)
-        for b in it:
-            out = to_device(online(collate(sub, b, with_labels=False)), torch.device("cpu"))
+        for b, batch in iter_batches(sub, batch_size, progress=progress,
+                                     desc=f"caching teacher ({n} new)"):
+            out = to_device(online(batch), torch.device("cpu"))
             lg = out.logits.float()
             if lg.ndim == 3:  # token-level: one row per real token
                 for r, i in enumerate(b):

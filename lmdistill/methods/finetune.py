@@ -51,6 +51,6 @@ class SupervisedObjective(torch.nn.Module):
         return self.model(**model_inputs(batch)).logits
 
     def save_pretrained(self, out_dir) -> None:
-        self.model.save_pretrained(out_dir)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(out_dir)
+        from ..models.hub import save_model
+
+        save_model(self.model, out_dir, self.tokenizer)

@@ -144,6 +144,14 @@ def load_classifier(
     return runtimes.apply(model.eval(), method) if method else model
 
 
+def save_model(model, out_dir, tokenizer=None) -> None:
+    """``save_pretrained`` (safetensors) of a model and, if given, its tokenizer: the one way
+    lmdistill writes a model folder that ``from_pretrained`` loads."""
+    model.save_pretrained(out_dir)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out_dir)
+
+
 def _check_labels(ref: str, config, num_labels: int | None) -> None:
     if num_labels is None:
         return

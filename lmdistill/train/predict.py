@@ -13,6 +13,25 @@ import torch
 from ..data.collate import Encoded, collate, shard_batches, sorted_batches
 
 
+def iter_batches(enc: Encoded, batch_size: int, device=None, progress: bool = False,
+                 desc: str = "predict", rank: int = 0, world: int = 1, collate_fn=None):
+    """``(indices, batch)`` over ``enc`` in length-sorted batches (least padding), this rank's
+    share, on ``device``, with a progress bar on rank 0 if asked: the inference loop of
+    :func:`predict` and of teacher caching."""
+    batches = shard_batches(sorted_batches(enc.lengths, batch_size), rank, world)
+    it = batches
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        it = tqdm(batches, desc=desc, leave=False, dynamic_ncols=True)
+    cfn = collate_fn or (lambda e, b: collate(e, b, with_labels=False))
+    for b in it:
+        batch = cfn(enc, b)
+        if device is not None:
+            batch = {k: v.to(device) for k, v in batch.items()}
+        yield b, batch
+
+
 @torch.inference_mode()
 def predict(fn: Callable[[dict], torch.Tensor], enc: Encoded, batch_size: int = 128,
             accelerator=None, progress: bool = False, desc: str = "predict",
@@ -33,17 +52,10 @@ def predict(fn: Callable[[dict], torch.Tensor], enc: Encoded, batch_size: int = 
     world = accelerator.num_processes if accelerator else 1
     if device is None:
         device = accelerator.device if accelerator else torch.device("cpu")
-    batches = shard_batches(sorted_batches(enc.lengths, batch_size), rank, world)
-    it = batches
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
-
-        it = tqdm(batches, desc=desc, leave=False, dynamic_ncols=True)
-    cfn = collate_fn or (lambda e, b: collate(e, b, with_labels=False))
     idx_out, val_out = [], []
     per_token = token_level
-    for b in it:
-        batch = {k: v.to(device) for k, v in cfn(enc, b).items()}
+    for b, batch in iter_batches(enc, batch_size, device, progress, desc, rank, world,
+                                 collate_fn):
         out = fn(batch).float().cpu()
         if per_token is None:
             per_token = out.ndim >= 3 and out.shape[1] == batch["input_ids"].shape[1]

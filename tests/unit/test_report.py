@@ -230,7 +230,7 @@ def test_auto_report(tmp_path, caplog):
     run = make_run(tmp_path)
     assert auto_report(run) == run / "report.html"
     assert (run / "report.md").exists()
-    with caplog.at_level(logging.WARNING, logger="lmdistill.report.build"):
+    with caplog.at_level(logging.WARNING, logger="lmdistill.report"):
         assert auto_report(tmp_path / "missing") is None
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()

@@ -138,9 +138,9 @@ class KDObjective(torch.nn.Module):
     def save_pretrained(self, out_dir) -> None:
         from pathlib import Path
 
-        self.student.save_pretrained(out_dir)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(out_dir)
+        from ...models.hub import save_model
+
+        save_model(self.student, out_dir, self.tokenizer)
         if self.projections.keep and len(self.projections.keys()):
             from safetensors.torch import save_file
 

@@ -52,8 +52,7 @@ def make_student(cfg: C.StudentConfig, base_ref: str, task_name: str, out_dir: s
     tokenizer = hub.load_tokenizer(base_ref)
     base = hub.load_classifier(base_ref, task.num_labels, task.label_names)
     student = build_student(cfg, base, task)
-    student.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    hub.save_model(student, out_dir, tokenizer)
     return {"out": str(out_dir), "params": S.count_params(student),
             "params_no_emb": S.count_params(student, without_embeddings=True)}
 
