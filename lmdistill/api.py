@@ -31,8 +31,13 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
     """Fine-tune ``cfg.model.name`` on ``cfg.data.task``; returns the final metrics."""
     from accelerate.utils import set_seed
 
+    from .data.mlm import is_mlm_task
     from .methods.finetune import SupervisedObjective
 
+    if is_mlm_task(cfg.data.task):
+        from .methods.mlm.run import finetune_mlm
+
+        return finetune_mlm(cfg, resume)
     t0 = time.time()
     task = load_task(cfg.data)
     accelerator = make_accelerator(cfg.train.mixed_precision)
@@ -45,6 +50,9 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
     model = hub.load_classifier(cfg.model.name, task.num_labels, task.label_names,
                                 cfg.model.trust_remote_code)
     check_tokenizer(model, tokenizer, cfg.model.name)
+    if cfg.model.freeze_encoder:  # a linear probe / head-only training
+        for p in getattr(model, model.base_model_prefix).parameters():
+            p.requires_grad_(False)
     objective = SupervisedObjective(model, task.is_regression, tokenizer)
 
     from .models.students import count_params

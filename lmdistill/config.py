@@ -38,11 +38,22 @@ class DataConfig(Strict):
     label_names: list[str] | None = None
     regression: bool = False
     dev_path: str | None = None
+    # masked-LM tasks (task = "mlm:<corpus>", see lmdistill.data.mlm)
+    mlm_block_size: int = Field(128, description="tokens per block ([CLS] ... [SEP])")
+    mlm_probability: float = Field(0.15, description="share of words masked (80/10/10)")
+    mlm_heldout: float = Field(0.05, description="share of blocks held out (by content hash)")
+    mlm_max_blocks: int | None = Field(None, description="use the first N blocks of the corpus")
+    mlm_seed: int = Field(0, description="seed of the masks (fixed apart from train.seed, so "
+                                         "runs with other seeds see the same masks)")
+    mlm_static: bool = Field(False, description="one fixed masking per block (teacher outputs "
+                                                "cacheable) instead of new masks every step")
 
 
 class ModelConfig(Strict):
     name: str = "minilm-l6"
     trust_remote_code: bool = False
+    freeze_encoder: bool = Field(False, description="train only the head (for an MLM: the "
+                                                    "prediction head on a frozen encoder)")
 
 
 class TrainConfig(Strict):
@@ -92,6 +103,7 @@ class TeacherConfig(Strict):
     logits_file: str | None = Field(None, description=".npy / JSONL of precomputed logits")
     batch_size: int = 128
     trust_remote_code: bool = False
+    topk: int = Field(32, description="masked-LM teachers: logits kept per cached position")
 
     @property
     def all_names(self) -> list[str]:

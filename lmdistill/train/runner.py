@@ -50,7 +50,7 @@ def check_tokenizer(model, tokenizer, ref: str) -> None:
 
 
 def metric_mode(metric: str) -> str:
-    return "min" if metric in ("loss", "mse", "mae") else "max"
+    return "min" if metric in ("loss", "mse", "mae", "mlm_loss") else "max"
 
 
 def task_metrics(task: Task, logits: np.ndarray, enc: Encoded) -> dict:
@@ -84,16 +84,21 @@ def write_json(path: Path, obj) -> None:
 
 
 def run_training(objective, task: Task, train: Encoded, dev: Encoded, cfg, resume: bool,
-                 accelerator, t0: float, extra: dict | None = None) -> dict:
+                 accelerator, t0: float, extra: dict | None = None,
+                 evaluate=None) -> dict:
     """The shared tail of every training command: the one loop with the standard callbacks,
-    evaluation on ``dev`` by the task metric, ``metrics.json`` and the report."""
+    evaluation on ``dev`` by the task metric (or by ``evaluate(trainer) -> metrics``, e.g.
+    held-out masked-token accuracy; ``task`` then only needs ``name`` and
+    ``primary_metric``), ``metrics.json`` and the report."""
     out = Path(cfg.output_dir)
 
-    def evaluate(trainer: Trainer) -> dict:
+    def default_evaluate(trainer: Trainer) -> dict:
         trainer.model.eval()
         logits = predict(trainer.unwrapped.predict, dev, cfg.train.eval_batch_size,
                          trainer.accelerator)
         return task_metrics(task, logits, dev)
+
+    evaluate = evaluate or default_evaluate
 
     trainer = Trainer(objective, train, cfg.train, out, evaluate,
                       standard_callbacks(out, cfg.train, task.primary_metric, cfg.kind),

@@ -90,6 +90,14 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
     """
     from accelerate.utils import set_seed
 
+    from ...data.mlm import is_mlm_task
+
+    if is_mlm_task(cfg.data.task):
+        if teacher_fn is not None or extra_texts:
+            raise ConfigError("masked-LM distillation takes HF teachers (teacher.name/names)")
+        from ..mlm.run import distill_mlm
+
+        return distill_mlm(cfg, resume)
     t0 = time.time()
     task = runner.load_task(cfg.data)
     accelerator = make_accelerator(cfg.train.mixed_precision)
