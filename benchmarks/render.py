@@ -170,6 +170,66 @@ def compress_section(res: dict) -> list[str]:
     return out
 
 
+def mlm_section(res: dict) -> list[str]:
+    """MLM teachers and the multi-teacher MLM study (issue 10)."""
+    out = []
+    teachers = [r for k, r in res.items() if k.startswith("mlm_teacher_")]
+    if teachers:
+        out += ["## Masked-LM teachers (WikiText-2, held-out blocks)", "",
+                "| teacher | base | trained | epochs | held-out masked-token accuracy | "
+                "held-out MLM loss | masked tokens | train ex/s | command |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for r in teachers:
+            out.append(f"| {r['row']} | {r['base']} | "
+                       f"{'head only (encoder frozen)' if r['freeze_encoder'] else 'whole model'}"
+                       f" | {r['epochs']} | {r['mlm_accuracy']:.4f} | {r['mlm_loss']:.3f} | "
+                       f"{r['masked_tokens']} | {r['train_examples_per_s']} | "
+                       f"`{r['command']}` |")
+        out += ["", f"Machine: {machine_line(teachers[0])}. Blocks of {teachers[0]['block']} "
+                "tokens; the held-out blocks are chosen by a hash of their text, masks fixed.",
+                ""]
+    rows = defaultdict(list)
+    for k, r in res.items():
+        if k.startswith("mlmstudy_"):
+            rows[r["row"]].append(r)
+    if not rows:
+        return out
+    singles = {n: rs for n, rs in rows.items() if n.startswith("single-")}
+
+    def mean_curve(rs):
+        steps = [c[0] for c in rs[0]["curve"]]
+        return steps, [statistics.mean(r["curve"][i][1] for r in rs) for i in range(len(steps))]
+
+    def steps_to(rs, acc):
+        steps, accs = mean_curve(rs)
+        return next((s for s, x in zip(steps, accs) if x >= acc), None)
+
+    best_single = max(singles.items(), key=lambda kv: statistics.mean(
+        r["final_accuracy"] for r in kv[1]), default=None)
+    target = statistics.mean(r["final_accuracy"] for r in best_single[1]) if best_single else None
+    any_r = next(iter(rows.values()))[0]
+    out += ["## Multi-teacher masked-LM distillation (prediction weighting)", "",
+            f"Same 2-layer student, data and {any_r['steps']} steps for every row; held-out "
+            "masked-token accuracy, mean ± stdev over seeds; \"steps to X\" reads the "
+            "mean curve (evaluated every 10 steps)"
+            + (f"; X = {target:.4f}, the best single teacher's ({best_single[0]}) final "
+               "accuracy" if target else "") + ".", "",
+            "| row | final acc (mean ± std) | seeds | final MLM loss | steps to X | "
+            "per seed | command |", "|---|---|---|---|---|---|---|"]
+    for name, rs in sorted(rows.items(), key=lambda kv: -statistics.mean(
+            r["final_accuracy"] for r in kv[1])):
+        accs = [r["final_accuracy"] for r in sorted(rs, key=lambda r: r["seed"])]
+        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        st = steps_to(rs, target) if target else None
+        cmd = rs[0]["command"].rsplit(" --seeds", 1)[0]
+        out.append(f"| {name} | {statistics.mean(accs):.4f} ± {sd:.4f} | {len(accs)} | "
+                   f"{statistics.mean(r['final_loss'] for r in rs):.3f} | "
+                   f"{st if st is not None else 'not reached'} | "
+                   f"{', '.join(f'{x:.4f}' for x in accs)} | `{cmd} --seeds ...` |")
+    out += ["", f"Machine: {machine_line(any_r)}.", ""]
+    return out
+
+
 def devices_section(res: dict) -> list[str]:
     """Same finetune/distill commands timed on the CPU and on a CUDA GPU, each row naming its
     device; a GPU row only exists where a result recorded a GPU."""
@@ -266,7 +326,8 @@ def main() -> None:
              "2-core CPU machines, no GPU so far). "
              "Regenerate this page with `.venv/bin/python benchmarks/render.py`.", ""]
     lines += targets_section(res) + finetune_section(res) + distill_section(res) + multiteacher_section(res)
-    lines += compress_section(res) + speed_section(res) + devices_section(res)
+    lines += compress_section(res) + speed_section(res) + mlm_section(res)
+    lines += devices_section(res)
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")
 
