@@ -226,6 +226,19 @@ def mlm_section(res: dict) -> list[str]:
                    f"{statistics.mean(r['final_loss'] for r in rs):.3f} | "
                    f"{st if st is not None else 'not reached'} | "
                    f"{', '.join(f'{x:.4f}' for x in accs)} | `{cmd} --seeds ...` |")
+    weighted = {n: rs for n, rs in rows.items() if n in ("confidence", "entropy", "gold")}
+    if target and weighted and "uniform" in rows:
+        best_w = max(weighted.items(), key=lambda kv: statistics.mean(
+            r["final_accuracy"] for r in kv[1]))
+        st_w, st_s = steps_to(best_w[1], target), steps_to(best_single[1], target)
+        uni = statistics.mean(r["final_accuracy"] for r in rows["uniform"])
+        wf = statistics.mean(r["final_accuracy"] for r in best_w[1])
+        ok = st_w is not None and st_s is not None and st_w <= 0.6 * st_s and wf > uni
+        out += ["", f"Target (best weighted mixture reaches the best single teacher's final "
+                f"accuracy in ≤ 60% of its steps and ends above the uniform mixture): best "
+                f"weighted = {best_w[0]} ({wf:.4f}), reaches X at step "
+                f"{st_w if st_w is not None else 'never'} vs {st_s} for {best_single[0]}; "
+                f"uniform ends at {uni:.4f}: **{'met' if ok else 'not met'}**."]
     out += ["", f"Machine: {machine_line(any_r)}.", ""]
     return out
 
