@@ -88,6 +88,13 @@ def evaluate(model: str, task: str | None, split: str = "dev", data_dir: str | N
     if texts_file is not None or task is None:
         return _predict_only(model, texts_file, batch_size, max_length, trust_remote_code,
                              progress)
+    from .data.mlm import is_mlm_task
+
+    if is_mlm_task(task):  # held-out masked-token accuracy / loss (default block settings)
+        from .methods.mlm.run import evaluate_mlm_model
+
+        return evaluate_mlm_model(model, task, data_dir, max_blocks=limit,
+                                  batch_size=min(batch_size, 64))
     t = get_task(task, data_dir=data_dir)
     tokenizer = hub.load_tokenizer(model, trust_remote_code)
     m = hub.load_classifier(model, t.num_labels, t.label_names, trust_remote_code)

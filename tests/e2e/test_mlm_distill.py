@@ -143,3 +143,16 @@ def test_cli_and_bad_input(head_teacher, tiny_bert, tmp_path, capsys):
         distill(C.build(C.DistillConfig, overrides={
             **DATA, **TRAIN, "output_dir": str(tmp_path / "f"), "kd.features": ["hidden"],
             "teacher.name": str(out / "model")}))
+
+
+def test_evaluate_command_on_an_mlm_task(head_teacher):
+    out, _ = head_teacher
+    from lmdistill.data.mlm import WholeWordMasker, load_mlm
+    from lmdistill.models import hub
+
+    res = api.evaluate(str(out / "model"), "mlm:wikitext2", limit=240)
+    tok = hub.load_tokenizer(str(out / "model"))
+    _, held = load_mlm("mlm:wikitext2", tok, 128, 0.05, max_blocks=240)
+    m = WholeWordMasker(tok, 0.15, 0)
+    n = sum(int((m(held, [i], None)["labels"] != -100).sum()) for i in range(len(held)))
+    assert res["corpus"] == "mlm:wikitext2" and res["masked_tokens"] == n > 0
