@@ -225,7 +225,9 @@ def mlm_section(res: dict) -> list[str]:
         out.append(f"| {name} | {statistics.mean(accs):.4f} ± {sd:.4f} | {len(accs)} | "
                    f"{statistics.mean(r['final_loss'] for r in rs):.3f} | "
                    f"{st if st is not None else 'not reached'} | "
-                   f"{', '.join(f'{x:.4f}' for x in accs)} | `{cmd} --seeds ...` |")
+                   f"{', '.join(f'{x:.4f}' for x in accs)} | `{cmd} --seeds "
+                   f"{' '.join(str(r['seed']) for r in sorted(rs, key=lambda r: r['seed']))}"
+                   f" --steps {rs[0]['steps']}` |")
     weighted = {n: rs for n, rs in rows.items() if n in ("confidence", "entropy", "gold")}
     if target and weighted and "uniform" in rows:
         best_w = max(weighted.items(), key=lambda kv: statistics.mean(
