@@ -103,17 +103,25 @@ def flops_per_example(model, enc: Encoded, batch_size: int,
     return float(total) / len(b) if total else None
 
 
-@torch.inference_mode()
-def time_model(model, enc: Encoded, batch_size: int, n_batches: int = 4, warmup: int = 1,
-               repeats: int = 5, device: torch.device | None = None) -> dict:
-    """Latency per batch (seconds, p50/p90 over ``repeats`` × ``n_batches``) and throughput."""
+def timing_inputs(enc: Encoded, batch_size: int, n_batches: int,
+                  device: torch.device | None = None) -> list[dict]:
+    """The first ``n_batches`` batches of ``enc`` in dataset order, padded to their longest,
+    as model inputs on ``device``: what every timing in lmdistill runs on."""
     batches = [list(range(i * batch_size, (i + 1) * batch_size)) for i in range(n_batches)]
     batches = [b for b in batches if b[-1] < len(enc)]
     if not batches:
         raise ValueError(f"need at least {batch_size} examples to time batch size {batch_size}")
     dev = torch.device(device or "cpu")
-    inputs = [{k: v.to(dev) for k, v in collate(enc, b, with_labels=False).items()
-               if k != "index"} for b in batches]
+    return [{k: v.to(dev) for k, v in collate(enc, b, with_labels=False).items()
+             if k != "index"} for b in batches]
+
+
+@torch.inference_mode()
+def time_model(model, enc: Encoded, batch_size: int, n_batches: int = 4, warmup: int = 1,
+               repeats: int = 5, device: torch.device | None = None) -> dict:
+    """Latency per batch (seconds, p50/p90 over ``repeats`` × ``n_batches``) and throughput."""
+    dev = torch.device(device or "cpu")
+    inputs = timing_inputs(enc, batch_size, n_batches, dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         for x in inputs:
@@ -131,6 +139,58 @@ def time_model(model, enc: Encoded, batch_size: int, n_batches: int = 4, warmup:
     p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
     return {"p50_ms": round(p50 * 1e3, 3), "p90_ms": round(p90 * 1e3, 3),
             "throughput": round(batch_size / p50, 1), "timed_runs": len(times)}
+
+
+def time_side_by_side(models: dict[str, object], inputs: list[dict], repeats: int = 5,
+                      give_up_ratio: float = 4.0, progress: bool = False) -> dict[str, dict]:
+    """p50 latency (ms) of each model on the same ``inputs`` batches, the models interleaved
+    in every round so that machine noise hits all alike. A model already ``give_up_ratio``×
+    slower than the first one after the warm-up round is timed no further (its warm-up
+    times are its figures): a 4-second-per-batch kernel need not be measured 20 times."""
+    names = list(models)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    dropped: set[str] = set()
+    errors: dict[str, str] = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=(repeats + 1) * len(names), desc="timing", leave=False,
+                   dynamic_ncols=True)
+    with torch.inference_mode():
+        for r in range(repeats + 1):  # round 0 is the warm-up
+            for n in names:
+                if n in dropped:
+                    continue
+                got = []
+                try:
+                    for x in inputs:
+                        t0 = time.perf_counter()
+                        models[n](**x)
+                        got.append(time.perf_counter() - t0)
+                except Exception as e:  # noqa: BLE001 - a backend that fails at run time
+                    if n == names[0]:
+                        raise
+                    errors[n] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                    dropped.add(n)
+                    continue
+                if r == 0:
+                    warm = statistics.median(got)
+                    ref = statistics.median(times[names[0]]) if times[names[0]] else None
+                    times[n] = got  # replaced by timed rounds below unless dropped
+                    if n != names[0] and ref and warm > give_up_ratio * ref:
+                        dropped.add(n)
+                else:
+                    if r == 1 and n not in dropped:
+                        times[n] = []
+                    times[n].extend(got)
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    return {n: ({"error": errors[n], "latency_ms": None} if n in errors else
+                {"latency_ms": round(1e3 * statistics.median(t), 3), "runs": len(t),
+                 "stopped_early": n in dropped}) for n, t in times.items()}
 
 
 def base_of(ref: str) -> str | None:

@@ -150,17 +150,6 @@ def fingerprint_model(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def fingerprint_data(enc: Encoded) -> str:
-    h = hashlib.sha256()
-    for ids in enc.input_ids:
-        h.update(np.asarray(ids, dtype=np.int32).tobytes())
-        h.update(b"|")
-    if enc.token_type_ids:
-        for tt in enc.token_type_ids:
-            h.update(np.asarray(tt, dtype=np.int8).tobytes())
-    return h.hexdigest()
-
-
 def default_cache_dir() -> Path:
     return Path(os.environ.get("LMDISTILL_CACHE", Path.home() / ".cache" / "lmdistill")) / "teacher"
 
@@ -224,7 +213,9 @@ class CachedTeacher(TeacherSignal):
         self.computed = len(first)
         self.hit = not first
         if first:
-            self._build(model, enc.subset(sorted(first.values())), batch_size, progress, device)
+            rows = sorted(first.values())
+            self._build(model, enc.subset(rows), [self.keys[i] for i in rows], batch_size,
+                        progress, device)
             index = self._index()
         self._assemble(index)
 
@@ -245,7 +236,7 @@ class CachedTeacher(TeacherSignal):
                 out.setdefault(k, (sid, r))
         return out
 
-    def _build(self, model, sub: Encoded, batch_size, progress, device=None):
+    def _build(self, model, sub: Encoded, keys: list[str], batch_size, progress, device=None):
         """One pass of the teacher over the missing examples ``sub``, on ``device`` (the GPU
         when there is one); the outputs are gathered on the CPU and written as a new shard."""
         from safetensors.torch import save_file
@@ -286,7 +277,7 @@ class CachedTeacher(TeacherSignal):
                             x.to(self.dtype)
         model.to(home)
         tensors = {} if logits is None else {"logits": logits.contiguous()}
-        meta = {"keys": [example_key(sub, i) for i in range(n)], "lengths": lengths,
+        meta = {"keys": keys, "lengths": lengths,
                 "features": {}}
         for name, lst in per_ex.items():
             tensors[name] = torch.cat(lst).contiguous()

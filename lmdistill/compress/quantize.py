@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import torch
 
+from ..bench import time_side_by_side, timing_inputs
 from ..errors import ConfigError
 from ..models.runtimes import METHODS, QUANT_FILE, apply, method_of  # noqa: F401
 
@@ -145,74 +144,6 @@ def select(measured: dict[str, dict], tolerance: float = 1.0, force: bool = Fals
     return {"choice": choice, "reasons": reasons, "slower_than_fp32": slower}
 
 
-# ------------------------------------------------------------------ timing
-def time_side_by_side(models: dict[str, object], inputs: list[dict], repeats: int = 5,
-                      give_up_ratio: float = 4.0, progress: bool = False) -> dict[str, dict]:
-    """p50 latency (ms) of each model on the same ``inputs`` batches, the models interleaved
-    in every round so that machine noise hits all alike. A model already ``give_up_ratio``×
-    slower than the first one after the warm-up round is timed no further (its warm-up
-    times are its figures): a 4-second-per-batch kernel need not be measured 20 times."""
-    names = list(models)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    dropped: set[str] = set()
-    errors: dict[str, str] = {}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=(repeats + 1) * len(names), desc="timing", leave=False,
-                   dynamic_ncols=True)
-    with torch.inference_mode():
-        for r in range(repeats + 1):  # round 0 is the warm-up
-            for n in names:
-                if n in dropped:
-                    continue
-                got = []
-                try:
-                    for x in inputs:
-                        t0 = time.perf_counter()
-                        models[n](**x)
-                        got.append(time.perf_counter() - t0)
-                except Exception as e:  # noqa: BLE001 - a backend that fails at run time
-                    if n == names[0]:
-                        raise
-                    errors[n] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-                    dropped.add(n)
-                    continue
-                if r == 0:
-                    warm = statistics.median(got)
-                    ref = statistics.median(times[names[0]]) if times[names[0]] else None
-                    times[n] = got  # replaced by timed rounds below unless dropped
-                    if n != names[0] and ref and warm > give_up_ratio * ref:
-                        dropped.add(n)
-                else:
-                    if r == 1 and n not in dropped:
-                        times[n] = []
-                    times[n].extend(got)
-                if bar is not None:
-                    bar.update(1)
-    if bar is not None:
-        bar.close()
-    return {n: ({"error": errors[n], "latency_ms": None} if n in errors else
-                {"latency_ms": round(1e3 * statistics.median(t), 3), "runs": len(t),
-                 "stopped_early": n in dropped}) for n, t in times.items()}
-
-
-def _timing_inputs(tok, texts, batch_size: int, n_batches: int, max_length: int) -> list[dict]:
-    from ..data.collate import collate, encode
-    from ..data.tasks import Example
-
-    from ..data.sample_texts import BUILTIN
-
-    n = batch_size * n_batches
-    texts = list(texts) or [(s, None) for s in BUILTIN]
-    texts = (texts * (n // len(texts) + 1))[:n]
-    enc = encode([Example(a, b, None, i) for i, (a, b) in enumerate(texts)], tok, max_length)
-    return [{k: v for k, v in collate(enc, list(range(i, i + batch_size)),
-                                      with_labels=False).items() if k != "index"}
-            for i in range(0, n, batch_size)]
-
-
 # ------------------------------------------------------------------ the command
 def quantize(model_dir: str | Path, out_dir: str | Path, method: str = "auto",
              task: str | None = None, split: str = "dev", data_dir: str | None = None,
@@ -275,7 +206,7 @@ def _quantize_in(src, dst, work, method, cands, avail, task, split, data_dir, to
             measured[m] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}",
                            "latency_ms": None}
     # ---- speed, side by side on the same real batches
-    texts, source = timing_texts(task, split, data_dir, texts_file)
+    texts, source = timing_texts(task, split, data_dir, texts_file, need=batch_size * n_batches)
     tok = hub.load_tokenizer(str(src))
     models = {}
     for name, f in folders.items():
@@ -287,8 +218,12 @@ def _quantize_in(src, dst, work, method, cands, avail, task, split, data_dir, to
     if "fp32" not in models:
         raise ConfigError(f"cannot load {src} to time it")
     say(f"quantize: timing {', '.join(models)} at batch {batch_size} and 1 on {source}")
+    from ..data.collate import encode
+    from ..data.tasks import Example
+
+    enc = encode([Example(a, b, None, i) for i, (a, b) in enumerate(texts)], tok, max_length)
     for bs, nb, key in ((batch_size, n_batches, "latency_ms"), (1, 8, "latency_ms_b1")):
-        inputs = _timing_inputs(tok, texts, bs, nb, max_length)
+        inputs = timing_inputs(enc, bs, nb)
         for name, t in time_side_by_side(models, inputs, repeats, progress=progress).items():
             if t.get("error"):
                 measured[name].update(error=t["error"], latency_ms=None)

@@ -276,23 +276,22 @@ class Trainer:
                 if hook is not None:  # step-dependent objectives (schedules)
                     hook(self.state.step, self.total_steps)
                 custom = getattr(self.unwrapped, "training_step", None)
+                self.model.train()
+                self._n_ex = 0  # training examples collated by this step (Trainer.batch)
                 if custom is not None:
-                    self.model.train()
                     # every step starts from zero gradients: a backward for one optimizer's
                     # step also fills the other group's .grad, which must not leak into its
                     # next step (it would, and a resumed run would then differ)
                     self.model.zero_grad(set_to_none=True)
-                    self._n_ex = 0
                     logs = dict(custom(self, group))
                     if "loss" not in logs:
                         raise ConfigError("training_step must return a dict with 'loss'")
                     logs = {k: float(v) for k, v in logs.items()}
-                    self.state.examples_seen += self._n_ex
-                    logs["_examples"] = self._n_ex
                 else:
                     logs = self._train_step(group)
+                self.state.examples_seen += self._n_ex
                 self.state.train_seconds += time.time() - t_step
-                ex_log += logs.pop("_examples")
+                ex_log += self._n_ex
                 self.state.group_in_epoch += 1
                 self.state.step += 1
                 now = time.time()
@@ -335,14 +334,20 @@ class Trainer:
         return {k: v.to(self.accelerator.device) for k, v in self.collate_fn(enc, indices).items()}
 
     def _stream_batches(self, name: str, epoch: int) -> list[list[int]]:
-        enc = self.streams[name]
+        """A stream's batches of one epoch (computed once per epoch, not once per step)."""
+        cached = getattr(self, "_stream_cache", {}).get(name)
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
         import zlib
 
+        enc = self.streams[name]
         seed = self.cfg.seed + zlib.crc32(name.encode())  # each stream its own order
-        batches = length_bucketed_batches(enc.lengths, self.cfg.batch_size, seed, epoch,
-                                          self.cfg.pool_factor)
-        return shard_batches(batches, self.accelerator.process_index,
-                             self.accelerator.num_processes)
+        batches = shard_batches(
+            length_bucketed_batches(enc.lengths, self.cfg.batch_size, seed, epoch,
+                                    self.cfg.pool_factor),
+            self.accelerator.process_index, self.accelerator.num_processes)
+        self._stream_cache = {**getattr(self, "_stream_cache", {}), name: (epoch, batches)}
+        return batches
 
     def next_batch(self, stream: str) -> dict:
         """The next batch of an extra data stream (``objective.streams()``), cycling through
@@ -383,30 +388,23 @@ class Trainer:
         return norm
 
     def _train_step(self, group: list[list[int]]) -> dict:
+        """The default step: forward/backward over the group's micro-batches (gradient
+        accumulation), then one step of every optimizer."""
         acc = self.accelerator
-        self.model.train()
         n_micro = len(group)
         sums: dict[str, float] = {}
-        n_ex = 0
         for k, idx in enumerate(group):
-            batch = {key: v.to(acc.device) for key, v in self.collate_fn(self.train_data,
-                                                                         idx).items()}
+            batch = self.batch(idx)
             sync = contextlib.nullcontext() if k == n_micro - 1 else acc.no_sync(self.model)
             with sync:
                 out = self.model(batch)
                 self.backward(out["loss"], 1.0 / n_micro)
             for key, v in out.items():
                 sums[key] = sums.get(key, 0.0) + float(v.detach()) / n_micro
-            n_ex += len(idx)
-        if len(self.optimizers) == 1:
-            norm = self.step_optimizer()
-        else:  # several optimizers and no training_step of its own: step them all
-            norms = [self.step_optimizer(n) for n in self.optimizers]
-            norm = norms[0]
+        # several optimizers and no training_step of its own: step them all
+        norm = [self.step_optimizer(n) for n in self.optimizers][0]
         if norm is not None:
             sums["grad_norm"] = norm
-        self.state.examples_seen += n_ex
-        sums["_examples"] = n_ex
         return sums
 
     def _evaluate(self) -> None:

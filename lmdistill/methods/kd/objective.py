@@ -41,6 +41,24 @@ def student_needs(matches: list[LayerMatch]) -> Needs:
                  value=layers("value_relation"))
 
 
+#: the ranges KD weights must stay in (schedules are monotone: their two ends bound every step)
+RANGES = {"alpha": (0.0, 1.0), "beta": (0.0, float("inf"))}
+
+
+def make_kd_schedules(specs: dict, total_steps: int) -> dict:
+    """``{name: Schedule}`` for α / τ / β specs (numbers or ``"linear:4:1"``-style), with α in
+    [0, 1] and β >= 0 checked at both ends, so a bad value fails before training."""
+    out = {}
+    for name, spec in specs.items():
+        sched = out[name] = L.make_schedule(spec, total_steps)
+        lo, hi = RANGES.get(name, (float("-inf"), float("inf")))
+        for v in (sched.start, sched.end):
+            if not lo <= v <= hi:
+                raise ConfigError(f"kd.{name} must stay in [{lo:g}, {hi:g}], got {v:g} "
+                                  f"(from {spec!r})")
+    return out
+
+
 class KDObjective(torch.nn.Module):
     def __init__(self, student: torch.nn.Module, teacher: TeacherSignal,
                  matches: list[LayerMatch] | None = None, projections: Projections | None = None,
@@ -63,15 +81,8 @@ class KDObjective(torch.nn.Module):
         self.step = 0
 
     def _build_schedules(self, total_steps: int) -> None:
-        for name, spec in self.specs.items():
-            setattr(self, name, L.make_schedule(spec, total_steps))
-        # schedules are monotone from start to end: their two ends bound every step's value
-        for name, lo, hi in (("alpha", 0.0, 1.0), ("beta", 0.0, float("inf"))):
-            sched = getattr(self, name)
-            for v in (sched.start, sched.end):
-                if not lo <= v <= hi:
-                    raise ConfigError(f"kd.{name} must stay in [{lo:g}, {hi:g}], got {v:g} "
-                                      f"(from {self.specs[name]!r})")
+        for name, sched in make_kd_schedules(self.specs, total_steps).items():
+            setattr(self, name, sched)
 
     def on_step_begin(self, step: int, total_steps: int) -> None:
         """Called by the loop before each optimizer step (schedules need the run length)."""

@@ -22,9 +22,9 @@ import torch
 
 from ... import losses as L
 from ...data.collate import IGNORE_INDEX
-from ...errors import ConfigError
 from ...names import MODEL_INPUTS
 from ...teachers import TeacherOut, TeacherSignal, check_strategy, mix, teacher_weights, topk_probs
+from ..kd.objective import make_kd_schedules
 
 
 def _parts(model):
@@ -120,18 +120,13 @@ class MLMKDObjective(MLMObjective):
         super().__init__(student, masker, tokenizer, static)
         self.__dict__["teachers"] = teachers  # frozen: not parameters, not checkpointed
         self.specs = {"alpha": alpha, "temperature": temperature}
-        self._build(1)
-
-    def _build(self, total):
-        self.alpha = L.make_schedule(self.specs["alpha"], total)
-        self.temperature = L.make_schedule(self.specs["temperature"], total)
-        for v in (self.alpha.start, self.alpha.end):
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"kd.alpha must stay in [0, 1], got {v:g}")
+        self._total = None
+        self.on_step_begin(0, 1)  # validates the specs now
 
     def on_step_begin(self, step: int, total_steps: int) -> None:
-        if getattr(self, "_total", None) != total_steps:
-            self._build(total_steps)
+        if self._total != total_steps:
+            for name, sched in make_kd_schedules(self.specs, total_steps).items():
+                setattr(self, name, sched)
             self._total = total_steps
         self.step = step
 
