@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 
 RESULTS = Path(os.environ.get("LMDISTILL_BENCH_RESULTS", Path(__file__).parent / "results"))
+# the data directory: $LMDISTILL_DATA, else ../shared/data beside the checkout (as the Makefile)
+os.environ.setdefault("LMDISTILL_DATA",
+                      str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def machine() -> dict:

@@ -3,7 +3,7 @@ layers [2, 5] of all-MiniLM-L6-v2, one fresh MLM head, saved once so every row s
 same weights), the same WikiText-2 blocks (64 tokens, first 4,000 blocks, static masks shared
 by all rows), the same steps; held-out masked-token accuracy every 10 steps. Rows: no KD, each
 single teacher, and the three teachers mixed uniformly / by confidence / entropy / gold-token
-probability. Teachers: benchmarks/mlm_teachers.py.
+probability (and gold-sharp4: those weights to the 4th power). Teachers: benchmarks/mlm_teachers.py.
 
     .venv/bin/python benchmarks/mlm_multiteacher.py --seeds 1 2 3 --threads 2
 """
@@ -32,7 +32,7 @@ a = ap.parse_args()
 root = Path(a.root)
 T = {k: str(root / f"teacher-{k}" / "model") for k in ("minilm-head", "sre-head", "minilm-full")}
 ROWS = {"nokd": None, **{f"single-{k}": [k] for k in T},
-        **{s: list(T) for s in ("uniform", "confidence", "entropy", "gold")}}
+        **{s: list(T) for s in ("uniform", "confidence", "entropy", "gold", "gold-sharp4")}}
 DATA = {"data.task": "mlm:wikitext2", "data.mlm_block_size": 64, "data.mlm_max_blocks": 4000,
         "data.mlm_static": True}
 
@@ -69,7 +69,10 @@ for name, teachers in ROWS.items():
             res = distill(C.build(C.DistillConfig, overrides={
                 **common, "teacher.name": T[teachers[0]], "teacher.names": [T[t] for t in
                                                                            teachers[1:]],
-                "teacher.strategy": name if len(teachers) > 1 else "uniform",
+                "teacher.strategy": name.split("-")[0] if len(teachers) > 1 else "uniform",
+                # gold-sharp4: gold-token weights raised to the 4th power before normalising,
+                # close to "the best teacher per token" while keeping the others' signal
+                "teacher.sharpness": 4.0 if name.endswith("-sharp4") else 1.0,
                 "teacher.cache_dir": str(root / "teacher-cache"), "teacher.topk": 32,
                 "student.kind": "pretrained", "student.base": init,
                 "kd.alpha": 0.5, "kd.temperature": 1.0}), resume=True)

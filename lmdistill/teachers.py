@@ -455,30 +455,34 @@ def teacher_weights(logits: torch.Tensor, strategy: str, labels: torch.Tensor | 
     if strategy == "fixed":
         w = torch.tensor(fixed, dtype=torch.float32, device=dev)
         return (w / w.sum()).expand(*lead, K).clone()
+    # every score is kept as its logarithm and normalised by a softmax: score**sharpness
+    # underflows float32 (0/0) where all teachers give the gold token a tiny probability
     if regression:
         pred = flat[..., 0].T  # [N, K]
         if labels is None:
             return torch.full(lead + (K,), 1.0 / K, device=dev)
         y = labels.float()[:, None]
         ok = torch.isfinite(y)
-        score = torch.exp(-(pred - torch.where(ok, y, 0.0)) ** 2)
-        score = torch.where(ok, score, torch.ones_like(score))
+        log_score = torch.where(ok, -(pred - torch.where(ok, y, 0.0)) ** 2,
+                                torch.zeros_like(pred))
     else:
-        p = flat.float().softmax(-1)  # [K, N, C]
-        conf = p.max(-1).values.T     # [N, K]
+        logp = flat.float().log_softmax(-1)  # [K, N, C]
+        log_conf = logp.max(-1).values.T     # [N, K]
         if strategy == "confidence":
-            score = conf
+            log_score = log_conf
         elif strategy == "entropy":
-            score = torch.exp(torch.xlogy(p, p).sum(-1)).T  # exp(−H), H = −Σ p log p
+            # log exp(−H) = Σ p log p; classes at −inf (outside a cached top-k) add 0
+            plogp = logp.exp() * logp
+            log_score = torch.where(torch.isfinite(logp), plogp, 0.0).sum(-1).T
         else:  # gold
             if labels is None:
-                score = conf
+                log_score = log_conf
             else:
                 has = labels >= 0
-                gold = p.gather(-1, labels.clamp(min=0)[None, :, None].expand(K, N, 1))[..., 0].T
-                score = torch.where(has[:, None], gold, conf)
-    score = score.clamp(min=1e-12) ** sharpness
-    return (score / score.sum(-1, keepdim=True)).reshape(lead + (K,))
+                gold = logp.gather(-1, labels.clamp(min=0)[None, :, None].expand(K, N, 1))
+                log_score = torch.where(has[:, None], gold[..., 0].T, log_conf)
+    w = (log_score * sharpness).softmax(-1)
+    return w.reshape(lead + (K,))
 
 
 def mix(logits: torch.Tensor, weights: torch.Tensor, temperature: float = 1.0,

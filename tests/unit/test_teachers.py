@@ -280,6 +280,12 @@ def test_weights_uniform_confidence_entropy_fixed():
     # sharpness 2: squared scores
     assert_close(T.teacher_weights(TWO, "confidence", sharpness=2.0)[0],
                  torch.tensor([0.5625 / 0.8125, 0.25 / 0.8125]))
+    # sharpness where every teacher gives the gold token a tiny probability: p**4 underflows
+    # float32 (used to give 0/0 = NaN at step 1); the weights stay finite and keep the ratio
+    tiny = torch.tensor([[[0.0, 60.0]], [[0.0, 58.0]]])  # p(gold=0) ~ e^-60 and ~ e^-58
+    w = T.teacher_weights(tiny, "gold", torch.tensor([0]), sharpness=4.0)
+    assert torch.isfinite(w).all() and abs(float(w.sum()) - 1) < 1e-6
+    assert_close(w[0], torch.tensor([1 / (1 + math.exp(8)), 1 / (1 + math.exp(-8))]), rtol=1e-3, atol=1e-6)
     with pytest.raises(ConfigError, match="fixed"):
         T.teacher_weights(TWO, "fixed")
     with pytest.raises(ConfigError, match="2 weights"):
