@@ -150,6 +150,50 @@ class DistillConfig(Strict):
     train: TrainConfig = TrainConfig(lr=1e-4)
 
 
+ADABERT_OPS = ("conv3", "conv5", "conv7", "dilconv3", "dilconv5", "dilconv7", "maxpool3",
+               "avgpool3", "identity", "zero")  # = lmdistill.models.adabert.OPS
+
+
+class AdaBertSettings(Strict):
+    """AdaBERT's search space, losses and schedules (``lmdistill search``)."""
+    max_cells: int = Field(8, ge=1, description="K_max: most stacked cells (depth is searched)")
+    nodes: int = Field(3, ge=1, description="intermediate nodes per cell")
+    hidden: int = Field(128, ge=8, description="width the teacher's embeddings are projected to")
+    ops: list[Literal[ADABERT_OPS]] = Field(default_factory=lambda: list(ADABERT_OPS))
+    gamma: float = Field(0.8, ge=0, le=1, description="loss = (1-gamma) CE + gamma KD + beta L_E")
+    beta: float = Field(4.0, ge=0, description="weight of the efficiency loss")
+    temperature: float = Field(1.0, gt=0, description="KD temperature (probe targets)")
+    gumbel_start: float = Field(1.0, gt=0)
+    gumbel_end: float = Field(0.2, gt=0, description="annealed exponentially over the search")
+    arch_lr: float = 3e-3
+    arch_weight_decay: float = 1e-3
+    arch_start: float = Field(0.0, ge=0, le=1, description="share of search steps before the "
+                                                           "first architecture step")
+    heldout: float = Field(0.2, gt=0, lt=1, description="share of the training rows held out "
+                                                        "for architecture steps and probe losses")
+    cost: Literal["latency", "params", "flops"] = "latency"
+    cost_length: int = Field(64, description="sequence length the op latencies are timed at")
+    probe_epochs: int = 100
+    probe_lr: float = 1e-2
+    keep_edges: int = Field(2, ge=1, description="incoming edges kept per node when deriving")
+    freeze_embeddings_search: bool = Field(True, description="keep the teacher's word "
+                                                             "embeddings fixed while searching")
+    genotype: dict | None = Field(None, description="skip the search: retrain this "
+                                                    "architecture (JSON of a previous search)")
+
+
+class SearchConfig(Strict):
+    kind: Literal["search"] = "search"
+    output_dir: str = "runs/search"
+    data: DataConfig = DataConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    adabert: AdaBertSettings = AdaBertSettings()
+    train: TrainConfig = Field(TrainConfig(lr=1e-3, epochs=1.0, warmup_ratio=0.05),
+                               description="the search (weights' optimizer)")
+    retrain: TrainConfig = Field(TrainConfig(lr=1e-3, epochs=3.0, warmup_ratio=0.05),
+                                 description="training the derived student from scratch")
+
+
 def set_path(d: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     cur = d

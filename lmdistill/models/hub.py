@@ -169,4 +169,4 @@ def _one_line(e: BaseException) -> str:
 
 def _register_students() -> None:
     """Import the custom student classes so the Auto* factories know their config types."""
-    from . import students  # noqa: F401
+    from . import adabert, students  # noqa: F401

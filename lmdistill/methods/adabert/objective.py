@@ -1,0 +1,214 @@
+"""AdaBERT's losses over the one training loop.
+
+Per depth K (cells 1..K, the head on cell K)::
+
+    L_K   = (1 − γ) · CE(head(cell_K), y) + γ · Σ_{m ≤ K} w_m · τ²·KL(probe_{j(m,K)} ‖ head_m(cell_m))
+    j(m,K) = ⌈m · L / K⌉          (proportional teacher layer, 1..L; L = teacher's layers)
+    w      = softmax(−probe loss of j(1,K) .. j(K,K))
+    L_E   = (K / K_max) · mean over edges of Σ_o w_{e,o} · cost_o      (costs in [0, 1])
+
+Search (:class:`AdaBertSearchObjective`): op weights w_{e,o} and depth weights d_K are
+Gumbel-softmax samples with straight-through hard one-hots (forward: one op per edge and one
+depth; backward: the gradient of the soft sample), temperature annealed exponentially from
+``gumbel_start`` to ``gumbel_end``; the loss is Σ_K d_K·L_K + β·L_E, with K in L_E the sampled
+depth Σ_K d_K·K. Each step updates the weights on a training batch, then the architecture
+logits on a batch of the held-out stream (two optimizers, each step touching only its own
+parameters). Retraining (:class:`AdaBertObjective`) uses L_K of the derived depth.
+
+head_m for m < K are small auxiliary classifiers owned by the objective (not exported); head_K
+is the model's classifier. KD targets are the probes' cached logits (``batch["probe_row"]``
+indexes them); per-example ``weight`` extras weight CE and KD as everywhere in lmdistill.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...data.collate import Encoded
+from ...losses import hard_ce_loss, soft_kd_loss
+from ...models.adabert import (AdaBertForSequenceClassification, derive, edges_of,
+                               masked_mean_max)
+from ...train.loop import make_optimizer
+
+PROBE_ROW = "probe_row"
+
+
+def teacher_layer(m: int, k: int, n_layers: int) -> int:
+    """The teacher layer (1..n_layers) whose probe teaches student cell m (1..k) of k."""
+    return max(1, min(n_layers, math.ceil(m * n_layers / k)))
+
+
+def efficiency_loss(op_weights: torch.Tensor, depth_weights: torch.Tensor,
+                    costs: torch.Tensor) -> torch.Tensor:
+    """(K / K_max) · mean_e Σ_o w_{e,o}·cost_o with K = Σ_K d_K·K (differentiable in both)."""
+    kmax = depth_weights.shape[0]
+    depth = (depth_weights * torch.arange(1, kmax + 1, dtype=depth_weights.dtype,
+                                          device=depth_weights.device)).sum()
+    return depth / kmax * (op_weights * costs).sum(-1).mean()
+
+
+class AdaBertObjective(nn.Module):
+    """Training a derived AdaBERT student (fixed depth) with probe KD."""
+
+    def __init__(self, model: AdaBertForSequenceClassification, probes: torch.Tensor,
+                 probe_loss: list[float], gamma: float = 0.8, temperature: float = 1.0):
+        super().__init__()
+        self.model = model
+        self.kmax = (model.config.max_cells if model.searching
+                     else int(model.config.genotype["cells"]))
+        d, c = 2 * model.config.hidden, model.config.num_labels
+        self.aux = nn.ModuleList(nn.Linear(d, c) for _ in range(self.kmax - 1))
+        self.probes = probes.float()        # [rows, J, C]; not a parameter, not checkpointed
+        self.probe_loss = list(probe_loss)  # [J]
+        self.n_layers = len(probe_loss) - 1  # J = embeddings + L layers
+        self.gamma, self.tau = gamma, temperature
+
+    # ---------------------------------------------------------------- losses
+    def depth_losses(self, batch: dict, outs: list[torch.Tensor], depths) -> dict:
+        """CE, KD and L_K (tensors) for each depth K in ``depths``."""
+        mask = batch["attention_mask"]
+        feats = [masked_mean_max(h, mask) for h in outs]
+        target = self.probes[batch[PROBE_ROW].cpu()].to(mask.device)  # [B, J, C]
+        w = batch.get("weight")
+        labels = batch.get("labels")
+        res = {}
+        for k in depths:
+            final = self.model.classifier(self.model.dropout(feats[k - 1]))
+            ce = hard_ce_loss(final, labels, w) if labels is not None else final.sum() * 0
+            js = [teacher_layer(m, k, self.n_layers) for m in range(1, k + 1)]
+            lw = (-torch.tensor([self.probe_loss[j] for j in js])).softmax(0)
+            kd = 0.0
+            for m, (j, a) in enumerate(zip(js, lw.tolist()), start=1):
+                s = final if m == k else self.aux[m - 1](self.model.dropout(feats[m - 1]))
+                kd = kd + a * soft_kd_loss(s, target[:, j], self.tau, w)
+            res[k] = {"ce": ce, "kd": kd, "loss": (1 - self.gamma) * ce + self.gamma * kd}
+        return res
+
+    def forward(self, batch: dict) -> dict:
+        outs = self.model.cell_outputs(batch["input_ids"], batch["attention_mask"],
+                                       batch.get("token_type_ids"))
+        r = self.depth_losses(batch, outs, [self.kmax])[self.kmax]
+        return {"loss": r["loss"], "ce": r["ce"].detach(), "kd": r["kd"].detach()}
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> torch.Tensor:
+        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          token_type_ids=batch.get("token_type_ids")).logits
+
+    def save_pretrained(self, out_dir) -> None:
+        self.model.save_pretrained(out_dir)
+
+
+class AdaBertSearchObjective(AdaBertObjective):
+    """The differentiable search over a supernet (see the module docstring)."""
+
+    def __init__(self, model: AdaBertForSequenceClassification, probes: torch.Tensor,
+                 probe_loss: list[float], costs: list[float], heldout: Encoded, settings,
+                 seed: int = 0):
+        super().__init__(model, probes, probe_loss, settings.gamma, settings.temperature)
+        cfg = model.config
+        g = torch.Generator().manual_seed(seed)
+        n_edges = len(edges_of(cfg.nodes))
+        self.op_logits = nn.Parameter(1e-3 * torch.randn(n_edges, len(cfg.ops), generator=g))
+        self.depth_logits = nn.Parameter(torch.zeros(cfg.max_cells))
+        self.register_buffer("costs", torch.tensor(costs, dtype=torch.float32),
+                             persistent=False)
+        self.s = settings
+        self.heldout = heldout
+        self.gumbel_tau = settings.gumbel_start
+        self.step, self.total = 0, 1
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.op_logits, self.depth_logits]
+
+    def streams(self) -> dict:
+        return {"arch": self.heldout}
+
+    def on_step_begin(self, step: int, total_steps: int) -> None:
+        self.step, self.total = step, total_steps
+        frac = step / max(total_steps - 1, 1)
+        self.gumbel_tau = self.s.gumbel_start * (self.s.gumbel_end / self.s.gumbel_start) ** frac
+
+    def configure_optimizers(self, cfg, total_steps: int) -> dict:
+        arch = {id(p) for p in self.arch_parameters()}
+        named = [(n, p) for n, p in self.named_parameters() if id(p) not in arch]
+        weights = make_optimizer(named, cfg, total_steps)
+        opt = torch.optim.Adam(self.arch_parameters(), lr=self.s.arch_lr, betas=(0.5, 0.999),
+                               weight_decay=self.s.arch_weight_decay)
+        return {"weights": weights, "arch": (opt, None)}
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Straight-through Gumbel-softmax: one-hot forward, soft gradient."""
+        return (F.gumbel_softmax(self.op_logits, self.gumbel_tau, hard=True),
+                F.gumbel_softmax(self.depth_logits, self.gumbel_tau, hard=True))
+
+    def argmax_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return (F.one_hot(self.op_logits.argmax(-1), self.op_logits.shape[-1]).float(),
+                F.one_hot(self.depth_logits.argmax(), self.depth_logits.shape[0]).float())
+
+    def search_loss(self, batch: dict, op_w: torch.Tensor, depth_w: torch.Tensor) -> dict:
+        outs = self.model.cell_outputs(batch["input_ids"], batch["attention_mask"],
+                                       batch.get("token_type_ids"), op_w)
+        per = self.depth_losses(batch, outs, range(1, self.kmax + 1))
+        task = sum(depth_w[k - 1] * per[k]["loss"] for k in per)
+        eff = efficiency_loss(op_w, depth_w, self.costs)
+        k = int(depth_w.argmax()) + 1
+        return {"loss": task + self.s.beta * eff, "task": task.detach(),
+                "ce": per[k]["ce"].detach(), "kd": per[k]["kd"].detach(), "eff": eff.detach(),
+                "depth": float(k)}
+
+    def forward(self, batch: dict) -> dict:
+        return self.search_loss(batch, *self.sample())
+
+    def training_step(self, trainer, group) -> dict:
+        n = len(group)
+        logs: dict[str, float] = {}
+        for idx in group:  # weights: gradient accumulation over the group's micro-batches
+            out = self.search_loss(trainer.batch(idx), *self.sample())
+            trainer.backward(out["loss"], 1.0 / n)
+            for key, v in out.items():
+                v = v.detach() if torch.is_tensor(v) else v
+                logs[key] = logs.get(key, 0.0) + float(v) / n
+        norm = trainer.step_optimizer("weights")
+        if norm is not None:
+            logs["grad_norm"] = norm
+        self.zero_grad(set_to_none=True)  # the architecture's gradients of that pass
+        if self.step >= self.s.arch_start * self.total:
+            out = self.search_loss(trainer.next_batch("arch"), *self.sample())
+            trainer.backward(out["loss"])
+            trainer.step_optimizer("arch")
+            self.zero_grad(set_to_none=True)
+            logs["arch_loss"] = float(out["loss"])
+        probs = self.depth_logits.detach().softmax(0)
+        logs["expected_depth"] = float((probs * torch.arange(1, self.kmax + 1)).sum())
+        logs["gumbel_tau"] = self.gumbel_tau
+        return logs
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> torch.Tensor:
+        """The current most likely architecture (argmax ops and depth)."""
+        op_w, depth_w = self.argmax_weights()
+        k = int(depth_w.argmax()) + 1
+        outs = self.model.cell_outputs(batch["input_ids"], batch["attention_mask"],
+                                       batch.get("token_type_ids"), op_w, depth=k)
+        return self.model.head(outs[-1], batch["attention_mask"])
+
+    def genotype(self) -> dict:
+        cfg = self.model.config
+        return derive(self.op_logits, self.depth_logits, cfg.nodes, cfg.ops, self.s.keep_edges)
+
+    def save_pretrained(self, out_dir) -> None:
+        """The search's output: the derived architecture and the architecture distribution."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "architecture.json").write_text(json.dumps(self.genotype(), indent=1))
+        (out / "arch_probs.json").write_text(json.dumps({
+            "ops": list(self.model.config.ops),
+            "op_probs": self.op_logits.detach().softmax(-1).tolist(),
+            "depth_probs": self.depth_logits.detach().softmax(0).tolist()}, indent=1))
