@@ -1,5 +1,5 @@
-"""The Python API behind every CLI command: ``finetune``, ``evaluate`` (and, from the
-distillation modules, ``distill``). The CLI only parses arguments and calls these.
+"""The Python API behind every CLI command: ``finetune``, ``distill``, ``search`` (AdaBERT),
+``evaluate``. The CLI only parses arguments and calls these.
 
 A run directory holds::
 
@@ -60,6 +60,21 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
     return run_training(objective, task, train, dev, cfg, resume, accelerator, t0, {
         "model": cfg.model.name, "params": count_params(model),
         "params_no_emb": count_params(model, without_embeddings=True)})
+
+
+def distill(cfg: C.DistillConfig, resume: bool = False, teacher_fn=None, extra_texts=None
+            ) -> dict:
+    """``lmdistill distill`` (see :func:`lmdistill.methods.kd.run.distill`)."""
+    from .methods.kd.run import distill as run
+
+    return run(cfg, resume, teacher_fn, extra_texts)
+
+
+def search(cfg: C.SearchConfig, resume: bool = False) -> dict:
+    """``lmdistill search``: AdaBERT (see :mod:`lmdistill.methods.adabert.run`)."""
+    from .methods.adabert.run import search as run
+
+    return run(cfg, resume)
 
 
 # ------------------------------------------------------------------ evaluate

@@ -103,6 +103,43 @@ def distill(
     _print_result(run(cfg, resume=resume))
 
 
+@app.command()
+def search(
+    task: Optional[str] = typer.Option(None, help="task name or data file"),
+    teacher: Optional[str] = typer.Option(None, help="fine-tuned teacher (its layers are probed)"),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "--out"),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    limit: Optional[int] = typer.Option(None),
+    eval_limit: Optional[int] = typer.Option(None),
+    epochs: Optional[float] = typer.Option(None, help="search epochs"),
+    max_steps: Optional[int] = typer.Option(None, help="search steps"),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None, help="search: the weights' learning rate"),
+    seed: Optional[int] = typer.Option(None),
+    retrain_epochs: Optional[float] = typer.Option(None, help="training the derived student"),
+    cost: Optional[str] = typer.Option(None, help="efficiency cost: latency (measured here), "
+                                       "params or flops"),
+    architecture: Optional[str] = typer.Option(None, help="skip the search: retrain this "
+                                               "architecture.json"),
+    resume: bool = typer.Option(False),
+    config: Optional[str] = CONFIG,
+    override: Optional[list[str]] = OVERRIDE,
+):
+    """AdaBERT: search a task-adapted CNN student by differentiable architecture search, then
+    train the found architecture from scratch with KD from the teacher's layer probes."""
+    from .methods.adabert.run import search as run
+
+    geno = json.loads(open(architecture).read()) if architecture else None
+    flags = _flags(**{"teacher.name": teacher, "retrain.epochs": retrain_epochs,
+                      "adabert.cost": cost, "adabert.genotype": geno,
+                      "retrain.batch_size": batch_size, "retrain.seed": seed},
+                   **_run_flags(task, output_dir, data_dir, limit, eval_limit, epochs,
+                                max_steps, batch_size, lr, seed))
+    cfg = C.build(C.SearchConfig, config, {**flags, **dict(map(C.parse_override,
+                                                                override or []))})
+    _print_result(run(cfg, resume=resume))
+
+
 @app.command("make-student")
 def make_student(
     base: str = typer.Option(..., help="teacher / model the student is built from"),

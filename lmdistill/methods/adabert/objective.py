@@ -184,7 +184,7 @@ class AdaBertSearchObjective(AdaBertObjective):
             trainer.backward(out["loss"])
             trainer.step_optimizer("arch")
             self.zero_grad(set_to_none=True)
-            logs["arch_loss"] = float(out["loss"])
+            logs["arch_loss"] = float(out["loss"].detach())
         probs = self.depth_logits.detach().softmax(0)
         logs["expected_depth"] = float((probs * torch.arange(1, self.kmax + 1)).sum())
         logs["gumbel_tau"] = self.gumbel_tau
