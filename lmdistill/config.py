@@ -171,6 +171,9 @@ class AdaBertSettings(Strict):
                                                            "first architecture step")
     heldout: float = Field(0.2, gt=0, lt=1, description="share of the training rows held out "
                                                         "for architecture steps and probe losses")
+    sampled_forward: bool = Field(True, description="compute only the sampled op per edge "
+                                                    "and the sampled depth (GDAS; ~10x "
+                                                    "cheaper) instead of every op")
     cost: Literal["latency", "params", "flops"] = "latency"
     cost_length: int = Field(64, description="sequence length the op latencies are timed at")
     probe_epochs: int = 100

@@ -150,17 +150,21 @@ class SearchCell(nn.Module):
                                    for _ in edges_of(nodes))
         self.attend = NodeAttention(dim)
 
-    def forward(self, s0, s1, mask, op_weights):
+    def forward(self, s0, s1, mask, op_weights, sampled: bool = False):
+        """``sampled``: ``op_weights`` are hard one-hot samples; only the sampled op of each
+        edge is computed (GDAS, Dong & Yang 2019): forward value unchanged, the gradient
+        reaches the logits through the sampled op's weight only."""
         states = [s0, s1]
         e = 0
         for j in range(self.nodes):
             acc = 0
             for i in range(2 + j):
                 w = op_weights[e]
-                for o, op in enumerate(self.edges[e]):
+                chosen = [int(w.argmax())] if sampled else range(len(self.ops))
+                for o in chosen:
                     if self.ops[o] == "zero":
                         continue  # w·0: contributes nothing, and its weight's gradient is 0
-                    acc = acc + w[o] * op(states[i], mask)
+                    acc = acc + w[o] * self.edges[e][o](states[i], mask)
                 e += 1
             states.append(acc if torch.is_tensor(acc) else torch.zeros_like(s0))
         return self.attend(states[2:], mask)
@@ -247,14 +251,15 @@ class AdaBertForSequenceClassification(PreTrainedModel):
         return x, x
 
     def cell_outputs(self, input_ids, attention_mask=None, token_type_ids=None,
-                     op_weights=None, depth: int | None = None) -> list[torch.Tensor]:
+                     op_weights=None, depth: int | None = None, sampled: bool = False
+                     ) -> list[torch.Tensor]:
         """The output [B, L, hidden] of every cell (the first ``depth`` cells)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         s0, s1 = self.inputs(input_ids, attention_mask, token_type_ids)
         outs = []
         for cell in self.cells[: depth or len(self.cells)]:
-            h = cell(s0, s1, attention_mask, op_weights) if self.searching else \
+            h = cell(s0, s1, attention_mask, op_weights, sampled) if self.searching else \
                 cell(s0, s1, attention_mask)
             outs.append(h)
             s0, s1 = s1, h

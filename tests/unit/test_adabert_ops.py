@@ -100,6 +100,22 @@ def test_gumbel_one_hot_forward_differentiable_backward():
     assert (obj.depth_logits.grad != 0).all()
 
 
+def test_sampled_forward_equals_full_forward_for_hard_samples():
+    """GDAS-style: computing only each edge's sampled op gives the same forward value as
+    mixing every op with the one-hot weights; both give the logits a gradient."""
+    obj = _objective()
+    obj.eval()
+    ids, mask = torch.tensor([[5, 6, 7, 8, 9]]), torch.ones(1, 5, dtype=torch.long)
+    torch.manual_seed(1)
+    op_w, _ = obj.sample()
+    full = obj.model.cell_outputs(ids, mask, None, op_w, sampled=False)
+    fast = obj.model.cell_outputs(ids, mask, None, op_w, sampled=True)
+    for a, b in zip(full, fast):
+        torch.testing.assert_close(a, b)
+    fast[-1].sum().backward()
+    assert obj.op_logits.grad is not None and obj.op_logits.grad.abs().sum() > 0
+
+
 def test_gumbel_temperature_anneals():
     obj = _objective()
     obj.on_step_begin(0, 11)

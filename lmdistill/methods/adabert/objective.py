@@ -11,7 +11,10 @@ Search (:class:`AdaBertSearchObjective`): op weights w_{e,o} and depth weights d
 Gumbel-softmax samples with straight-through hard one-hots (forward: one op per edge and one
 depth; backward: the gradient of the soft sample), temperature annealed exponentially from
 ``gumbel_start`` to ``gumbel_end``; the loss is Σ_K d_K·L_K + β·L_E, with K in L_E the sampled
-depth Σ_K d_K·K. Each step updates the weights on a training batch, then the architecture
+depth Σ_K d_K·K. With ``sampled_forward`` (the default) only the sampled op of each edge and
+the cells up to the sampled depth are computed (GDAS): the same forward value, a gradient that
+reaches the logits through the sampled choices only, ~10× cheaper; ``sampled_forward=false``
+computes every op and depth (the full straight-through gradient). Each step updates the weights on a training batch, then the architecture
 logits on a batch of the held-out stream (two optimizers, each step touching only its own
 parameters). Retraining (:class:`AdaBertObjective`) uses L_K of the derived depth.
 
@@ -153,12 +156,14 @@ class AdaBertSearchObjective(AdaBertObjective):
                 F.one_hot(self.depth_logits.argmax(), self.depth_logits.shape[0]).float())
 
     def search_loss(self, batch: dict, op_w: torch.Tensor, depth_w: torch.Tensor) -> dict:
-        outs = self.model.cell_outputs(batch["input_ids"], batch["attention_mask"],
-                                       batch.get("token_type_ids"), op_w)
-        per = self.depth_losses(batch, outs, range(1, self.kmax + 1))
-        task = sum(depth_w[k - 1] * per[k]["loss"] for k in per)
-        eff = efficiency_loss(op_w, depth_w, self.costs)
         k = int(depth_w.argmax()) + 1
+        sampled = self.s.sampled_forward
+        outs = self.model.cell_outputs(batch["input_ids"], batch["attention_mask"],
+                                       batch.get("token_type_ids"), op_w,
+                                       depth=k if sampled else None, sampled=sampled)
+        per = self.depth_losses(batch, outs, [k] if sampled else range(1, self.kmax + 1))
+        task = sum(depth_w[d - 1] * per[d]["loss"] for d in per)
+        eff = efficiency_loss(op_w, depth_w, self.costs)
         return {"loss": task + self.s.beta * eff, "task": task.detach(),
                 "ce": per[k]["ce"].detach(), "kd": per[k]["kd"].detach(), "eff": eff.detach(),
                 "depth": float(k)}

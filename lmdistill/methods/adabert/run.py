@@ -88,6 +88,8 @@ def search(cfg: C.SearchConfig, resume: bool = False) -> dict:
     C.save(cfg, out / "config.yaml")
     accelerator = make_accelerator(cfg.train.mixed_precision)
     set_seed(cfg.train.seed)
+    if cfg.train.num_threads:  # before the op latencies are timed
+        torch.set_num_threads(cfg.train.num_threads)
     tokenizer = hub.load_tokenizer(cfg.teacher.name, cfg.teacher.trust_remote_code)
     teacher = hub.load_classifier(cfg.teacher.name, task.num_labels, task.label_names,
                                   cfg.teacher.trust_remote_code, quantized=False)
