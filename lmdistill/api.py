@@ -1,4 +1,4 @@
-"""The Python API behind every CLI command: ``finetune``, ``distill``, ``search`` (AdaBERT),
+"""The Python API behind every CLI command: ``finetune``, ``distill``, ``search`` (AdaBERT), ``metakd``,
 ``evaluate``. The CLI only parses arguments and calls these.
 
 A run directory holds::
@@ -73,6 +73,13 @@ def distill(cfg: C.DistillConfig, resume: bool = False, teacher_fn=None, extra_t
 def search(cfg: C.SearchConfig, resume: bool = False) -> dict:
     """``lmdistill search``: AdaBERT (see :mod:`lmdistill.methods.adabert.run`)."""
     from .methods.adabert.run import search as run
+
+    return run(cfg, resume)
+
+
+def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
+    """``lmdistill metakd`` (see :mod:`lmdistill.methods.metakd.run`)."""
+    from .methods.metakd.run import metakd as run
 
     return run(cfg, resume)
 

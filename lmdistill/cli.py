@@ -140,6 +140,40 @@ def search(
     _print_result(run(cfg, resume=resume))
 
 
+@app.command()
+def metakd(
+    domains: Optional[str] = typer.Option(None, help="comma list of domain tasks (default: "
+                                          "the four Amazon domains)"),
+    targets: Optional[str] = typer.Option(None, help="domains that get a student (default all)"),
+    fraction: Optional[float] = typer.Option(None, help="share of the target's training rows"),
+    no_in_domain: Optional[bool] = typer.Option(None, "--no-in-domain/--in-domain",
+                                                help="teachers never see the target domain"),
+    methods: Optional[str] = typer.Option(None, help="comma list of metakd, single, mixed, "
+                                          "multitask, nokd"),
+    teacher_base: Optional[str] = typer.Option(None, help="model every teacher starts from"),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "--out"),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    epochs: Optional[float] = typer.Option(None, help="students' stage-2 epochs"),
+    seed: Optional[int] = typer.Option(None),
+    resume: bool = typer.Option(False),
+    config: Optional[str] = CONFIG,
+    override: Optional[list[str]] = OVERRIDE,
+):
+    """Meta-KD: a meta-teacher across domains, meta-distilled into per-domain students, with
+    the single-domain, mixed, multi-task and no-KD baselines in the same run."""
+    from . import api
+
+    split = (lambda v: v.split(",") if v else None)
+    flags = _flags(**{"metakd.domains": split(domains), "metakd.targets": split(targets),
+                      "metakd.fraction": fraction, "metakd.no_in_domain": no_in_domain,
+                      "metakd.methods": split(methods), "teacher_base": teacher_base,
+                      "output_dir": output_dir, "data.data_dir": data_dir,
+                      "train.epochs": epochs, "train.seed": seed, "teacher_train.seed": seed})
+    cfg = C.build(C.MetaKDConfig, config, {**flags, **dict(map(C.parse_override,
+                                                                override or []))})
+    _print_result(api.metakd(cfg, resume=resume))
+
+
 @app.command("make-student")
 def make_student(
     base: str = typer.Option(..., help="teacher / model the student is built from"),

@@ -138,6 +138,8 @@ class KDConfig(Strict):
                                           "(default: hidden mse, attention kl)")
     keep_projections: bool = False
     relation_heads: int = 12
+    logit_loss: bool = Field(True, description="false: only the intermediate-layer terms "
+                                               "(e.g. a first stage of layer matching)")
 
 
 class DistillConfig(Strict):
@@ -195,6 +197,45 @@ class SearchConfig(Strict):
                                description="the search (weights' optimizer)")
     retrain: TrainConfig = Field(TrainConfig(lr=1e-3, epochs=3.0, warmup_ratio=0.05),
                                  description="training the derived student from scratch")
+
+
+METAKD_METHODS = ("metakd", "single", "mixed", "multitask", "nokd")
+
+
+class MetaKDSettings(Strict):
+    """Meta-KD's domains, setting, losses and baselines (``lmdistill metakd``)."""
+    domains: list[str] = Field(default_factory=lambda: ["amazon-books", "amazon-dvd",
+                                                        "amazon-electronics",
+                                                        "amazon-kitchen"],
+                               description="one task per domain (same label set)")
+    targets: list[str] | None = Field(None, description="domains that get a student "
+                                                        "(default: all)")
+    no_in_domain: bool = Field(False, description="the meta-teacher (and the multi-domain "
+                                                  "baselines) never see the target domain")
+    fraction: float = Field(1.0, gt=0, le=1, description="share of the target domain's "
+                                                         "training rows (teachers and student)")
+    lam: float = Field(0.5, ge=0, description="weight of the shuffled-domain head's CE")
+    temperature: float = Field(2.0, gt=0, description="stage 2 soft-label KD temperature")
+    domain_weight: float = Field(1.0, ge=0, description="stage 1 domain-representation MSE")
+    prototype_model: str | None = Field(None, description="encoder of the prototype scores "
+                                                          "(default: teacher base)")
+    methods: list[Literal[METAKD_METHODS]] = Field(default_factory=lambda: list(METAKD_METHODS))
+    stage1_epochs: float = 2.0
+    stage2_epochs: float = 3.0
+
+
+class MetaKDConfig(Strict):
+    kind: Literal["metakd"] = "metakd"
+    output_dir: str = "runs/metakd"
+    data: DataConfig = DataConfig(task="amazon-books")
+    teacher_base: str = Field("minilm-l6", description="the model every teacher is "
+                                                       "fine-tuned from")
+    student: StudentConfig = StudentConfig(base="minilm-l6", num_layers=3)
+    kd: KDConfig = KDConfig(features=["hidden", "attention"])
+    metakd: MetaKDSettings = MetaKDSettings()
+    teacher_train: TrainConfig = TrainConfig(lr=5e-5, epochs=2.0)
+    train: TrainConfig = Field(TrainConfig(lr=1e-4, epochs=3.0), description="students "
+                               "(stage 2 and the no-KD baseline use train.epochs)")
 
 
 def set_path(d: dict, dotted: str, value: Any) -> None:

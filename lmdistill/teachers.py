@@ -151,7 +151,9 @@ def fingerprint_model(model: torch.nn.Module) -> str:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("LMDISTILL_CACHE", Path.home() / ".cache" / "lmdistill")) / "teacher"
+    from .cache import cache_root
+
+    return cache_root() / "teacher"
 
 
 def example_key(enc: Encoded, i: int) -> str:

@@ -88,3 +88,32 @@ def predict(fn: Callable[[dict], torch.Tensor], enc: Encoded, batch_size: int = 
 
 def to_predictions(logits: np.ndarray, regression: bool) -> np.ndarray:
     return logits.reshape(-1) if regression else logits.argmax(-1)
+
+
+@torch.inference_mode()
+def pooled_hidden_states(model, enc: Encoded, batch_size: int = 64, progress: bool = False,
+                         layers: list[int] | None = None) -> torch.Tensor:
+    """[N, J, H]: the masked mean over tokens of the model's hidden states (all J = layers + 1,
+    or the ``layers`` given; −1 = last), one row per example of ``enc``, on the CPU."""
+    dev = next(model.parameters()).device
+    model.eval()
+    out: torch.Tensor | None = None
+    batches = sorted_batches(enc.lengths, batch_size)
+    it = batches
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(batches, desc="hidden states", unit="batch")
+    for b in it:
+        x = collate(enc, b, with_labels=False)
+        kw = {k: x[k].to(dev) for k in ("input_ids", "attention_mask", "token_type_ids")
+              if k in x}
+        hs = model(**kw, output_hidden_states=True).hidden_states
+        if layers is not None:
+            hs = [hs[i] for i in layers]
+        m = kw["attention_mask"][..., None].float()
+        pooled = torch.stack([(h.float() * m).sum(1) / m.sum(1).clamp(min=1) for h in hs], 1)
+        if out is None:
+            out = torch.zeros(len(enc), pooled.shape[1], pooled.shape[2])
+        out[torch.tensor(b)] = pooled.cpu()
+    return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -61,8 +60,9 @@ def measure_latency(ops, dim: int, batch: int = 32, length: int = 64, reps: int 
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("LMDISTILL_CACHE", Path.home() / ".cache" / "lmdistill")) / \
-        "adabert-costs"
+    from ...cache import cache_root
+
+    return cache_root() / "adabert-costs"
 
 
 def op_costs(ops, dim: int, kind: str = "latency", batch: int = 32, length: int = 64,

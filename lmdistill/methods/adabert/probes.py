@@ -10,42 +10,15 @@ the token ids, labels and the probe settings.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...data.collate import Encoded, collate, sorted_batches
+from ...data.collate import Encoded
 from ...errors import ConfigError
-
-
-@torch.inference_mode()
-def layer_features(model, enc: Encoded, batch_size: int = 64, progress: bool = False
-                   ) -> torch.Tensor:
-    """[N, J, H]: the masked mean over tokens of every hidden state (J = layers + 1)."""
-    dev = next(model.parameters()).device
-    model.eval()
-    out: torch.Tensor | None = None
-    batches = sorted_batches(enc.lengths, batch_size)
-    it = batches
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(batches, desc="teacher layers", unit="batch")
-    for b in it:
-        x = collate(enc, b, with_labels=False)
-        kw = {k: x[k].to(dev) for k in ("input_ids", "attention_mask", "token_type_ids")
-              if k in x}
-        hs = model(**kw, output_hidden_states=True).hidden_states
-        m = kw["attention_mask"][..., None].float()
-        pooled = torch.stack([(h.float() * m).sum(1) / m.sum(1).clamp(min=1) for h in hs], 1)
-        if out is None:
-            out = torch.zeros(len(enc), pooled.shape[1], pooled.shape[2])
-        out[torch.tensor(b)] = pooled.cpu()
-    return out
+from ...train.predict import pooled_hidden_states
 
 
 def train_probes(train_x: torch.Tensor, train_y: torch.Tensor, num_labels: int,
@@ -94,19 +67,6 @@ def layer_weights(losses, layers: list[int]) -> torch.Tensor:
     return (-torch.tensor([losses[j] for j in layers], dtype=torch.float32)).softmax(0)
 
 
-def _key(fingerprint: str, encs: list[Encoded], settings: dict) -> str:
-    h = hashlib.sha256(fingerprint.encode())
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    for enc in encs:
-        for ids, lab in zip(enc.input_ids, enc.labels):
-            h.update(np.asarray(ids, dtype=np.int32).tobytes())
-            h.update(str(lab).encode())
-        if enc.token_type_ids:
-            for tt in enc.token_type_ids:
-                h.update(np.asarray(tt, dtype=np.int8).tobytes())
-    return h.hexdigest()[:24]
-
-
 def build_probes(teacher, fit: Encoded, heldout: Encoded, num_labels: int, cache_dir: Path,
                  epochs: int = 100, lr: float = 1e-2, batch_size: int = 64, seed: int = 0,
                  progress: bool = False) -> dict:
@@ -115,10 +75,11 @@ def build_probes(teacher, fit: Encoded, heldout: Encoded, num_labels: int, cache
     "cached": bool}``. A second call with the same teacher, data and settings reads the file."""
     from safetensors.torch import load_file, save_file
 
+    from ...cache import content_key
     from ...teachers import fingerprint_model
 
     settings = {"epochs": epochs, "lr": lr, "seed": seed, "v": 1}
-    key = _key(fingerprint_model(teacher), [fit, heldout], settings)
+    key = content_key(fingerprint_model(teacher), [fit, heldout], settings)
     path = Path(cache_dir) / f"probes-{key}.safetensors"
     meta = path.with_suffix(".json")
     if path.exists() and meta.exists():
@@ -128,8 +89,8 @@ def build_probes(teacher, fit: Encoded, heldout: Encoded, num_labels: int, cache
     for enc, name in ((fit, "training"), (heldout, "held-out")):
         if any(y is None for y in enc.labels):
             raise ConfigError(f"AdaBERT probes need gold labels on every {name} row")
-    xf = layer_features(teacher, fit, batch_size, progress)
-    xh = layer_features(teacher, heldout, batch_size, progress)
+    xf = pooled_hidden_states(teacher, fit, batch_size, progress)
+    xh = pooled_hidden_states(teacher, heldout, batch_size, progress)
     yf, yh = torch.tensor(fit.labels), torch.tensor(heldout.labels)
     w, b = train_probes(xf, yf, num_labels, epochs, lr, seed=seed)
     lf, lh = probe_logits(xf, w, b), probe_logits(xh, w, b)

@@ -63,9 +63,12 @@ class KDObjective(torch.nn.Module):
     def __init__(self, student: torch.nn.Module, teacher: TeacherSignal,
                  matches: list[LayerMatch] | None = None, projections: Projections | None = None,
                  alpha=0.5, temperature=2.0, beta=1.0, regression: bool = False,
-                 relation_heads: int = 12, tokenizer=None, total_steps: int | None = None):
-        """``alpha``/``temperature``/``beta``: numbers or schedule specs (``"linear:4:1"``)."""
+                 relation_heads: int = 12, tokenizer=None, total_steps: int | None = None,
+                 logit_loss: bool = True):
+        """``alpha``/``temperature``/``beta``: numbers or schedule specs (``"linear:4:1"``).
+        ``logit_loss=False``: no hard and no soft logit term, only the layer matches."""
         super().__init__()
+        self.logit_loss = logit_loss
         self.student = student
         self.projections = projections or Projections([], 1, 1)
         self.__dict__["teacher"] = teacher  # frozen: not a parameter, not checkpointed
@@ -110,6 +113,12 @@ class KDObjective(torch.nn.Module):
     def forward(self, batch: dict) -> dict:
         """loss = kd_mixture(hard, soft, α) + β·Σ w_m·L_m, every term weighted per example by
         the batch's ``weight`` extra (if any) before its reduction."""
+        loss, terms, _, _ = self.compute(batch)
+        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+
+    def compute(self, batch: dict):
+        """``(loss, terms, student features, teacher output)``: the pieces a subclass adds
+        its own terms to (e.g. Meta-KD's domain representation) without a second forward."""
         dev = batch["input_ids"].device
         t = to_device(self.teacher(batch), dev)
         out, s = run_model(self.student, batch, self.s_needs, self.recorder)
@@ -117,6 +126,14 @@ class KDObjective(torch.nn.Module):
         w = batch.get(WEIGHT)
         alpha, tau = self.alpha(self.step), self.temperature(self.step)
         terms: dict[str, torch.Tensor] = {}
+        if not self.logit_loss:  # intermediate terms only (e.g. Meta-KD's first stage)
+            loss = logits.sum() * 0.0
+            if self.matches:
+                mask = batch["attention_mask"]
+                terms["inter"] = sum(m.weight * self._match_loss(m, s, t, mask, w)
+                                     for m in self.matches)
+                loss = loss + self.beta(self.step) * terms["inter"]
+            return loss, terms, s, t
         if "labels" in batch and alpha < 1:
             terms["hard"] = supervised_loss(logits, batch["labels"], self.regression, w)
         if self.regression:
@@ -138,7 +155,7 @@ class KDObjective(torch.nn.Module):
             inter = sum(m.weight * self._match_loss(m, s, t, mask, w) for m in self.matches)
             terms["inter"] = inter
             loss = loss + self.beta(self.step) * inter
-        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+        return loss, terms, s, t
 
     def predict(self, batch: dict) -> torch.Tensor:
         logits = self.student(**model_inputs(batch)).logits

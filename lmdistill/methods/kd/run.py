@@ -81,12 +81,18 @@ def hf_callable(model, tokenizer, max_length: int, batch_size: int = 64) -> Call
 
 def distill(cfg: C.DistillConfig, resume: bool = False,
             teacher_fn: Callable | Sequence[Callable] | None = None,
-            extra_texts: Sequence[str | tuple[str, str]] | None = None) -> dict:
+            extra_texts: Sequence[str | tuple[str, str]] | None = None,
+            train_examples: list[Example] | None = None,
+            objective_factory: Callable[..., KDObjective] | None = None) -> dict:
     """Distil the teacher(s) of ``cfg`` into a student; returns the final metrics.
 
     ``teacher_fn``: bring-your-own teacher(s): callables ``texts -> logits`` (any tokenizer).
     ``extra_texts``: unlabelled / augmented text added to the training set, labelled by the
     teacher (the soft loss covers it, the hard loss skips it).
+    ``train_examples``: the training rows to use instead of the task's train split (e.g. rows
+    carrying per-instance ``weight`` extras); the task still gives labels and the eval split.
+    ``objective_factory``: a :class:`KDObjective` subclass (or factory) taking the same
+    arguments, for methods that add terms (Meta-KD).
     """
     from accelerate.utils import set_seed
 
@@ -113,7 +119,8 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
     base = hub.load_classifier(base_ref, task.num_labels, task.label_names)
     runner.check_tokenizer(base, tokenizer, base_ref)
 
-    examples = task.load(cfg.data.train_split, limit=cfg.data.limit, seed=cfg.train.seed)
+    examples = (list(train_examples) if train_examples is not None else
+                task.load(cfg.data.train_split, limit=cfg.data.limit, seed=cfg.train.seed))
     if extra_texts:
         examples += [Example(t[0] if isinstance(t, tuple) else t,
                              t[1] if isinstance(t, tuple) else None, None, -1 - i)
@@ -186,9 +193,11 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
         signals, cfg.teacher.strategy, cfg.teacher.fixed_weights, task.is_regression,
         cfg.teacher.sharpness)
 
-    objective = KDObjective(student, teacher, matches, projections, cfg.kd.alpha,
-                            cfg.kd.temperature, cfg.kd.beta, task.is_regression,
-                            cfg.kd.relation_heads, tokenizer)
+    objective = (objective_factory or KDObjective)(
+        student, teacher, matches, projections, cfg.kd.alpha, cfg.kd.temperature, cfg.kd.beta,
+        task.is_regression, cfg.kd.relation_heads, tokenizer, logit_loss=cfg.kd.logit_loss)
+    if not cfg.kd.logit_loss and not matches and objective_factory is None:
+        raise ConfigError("kd.logit_loss=false leaves no loss: add kd.features")
 
     return runner.run_training(objective, task, train, dev, cfg, resume, accelerator, t0, {
         "teachers": names + [f"callable{i}" for i in range(len(fns))],
