@@ -228,7 +228,8 @@ def mlm_section(res: dict) -> list[str]:
                    f"{', '.join(f'{x:.4f}' for x in accs)} | `{cmd} --seeds "
                    f"{' '.join(str(r['seed']) for r in sorted(rs, key=lambda r: r['seed']))}"
                    f" --steps {rs[0]['steps']}` |")
-    weighted = {n: rs for n, rs in rows.items() if n in ("confidence", "entropy", "gold")}
+    weighted = {n: rs for n, rs in rows.items()
+                if n in ("confidence", "entropy", "gold", "gold-sharp4")}
     if target and weighted and "uniform" in rows:
         best_w = max(weighted.items(), key=lambda kv: statistics.mean(
             r["final_accuracy"] for r in kv[1]))
@@ -242,6 +243,159 @@ def mlm_section(res: dict) -> list[str]:
                 f"{st_w if st_w is not None else 'never'} vs {st_s} for {best_single[0]}; "
                 f"uniform ends at {uni:.4f}: **{'met' if ok else 'not met'}**."]
     out += ["", f"Machine: {machine_line(any_r)}.", ""]
+    return out
+
+
+def mlm_downstream_section(res: dict) -> list[str]:
+    """The masked-LM students fine-tuned on SST-2 / MRPC / RTE (issue 10, last step)."""
+    rows = [r for k, r in res.items() if k.startswith("mlmdown_")]
+    if not rows:
+        return []
+    tasks = [t for t in ("sst2", "mrpc", "rte") if any(r["task"] == t for r in rows)]
+    students = []
+    for r in rows:
+        if r["student"] not in students:
+            students.append(r["student"])
+    by = {(r["task"], r["student"]): r for r in rows}
+
+    def metric(r):
+        return (f"F1 {r['f1']:.4f} (acc {r['accuracy']:.4f})" if r["task"] == "mrpc"
+                else f"{r['accuracy']:.4f}")
+
+    out = ["## Masked-LM students fine-tuned on GLUE tasks", "",
+           "The 2-layer students of the MLM study (study seed 1), their MLM head dropped, "
+           "fine-tuned with a fresh classifier: same rows, steps, lr (1e-4) and seed for every "
+           "row of a task (SST-2: a seeded 8,000-row subset, 1 epoch; MRPC 3 epochs; RTE 2 "
+           "epochs; dev is full). `init` is the same student before any MLM training.", "",
+           "| student | " + " | ".join(tasks) + " | command |",
+           "|---|" + "---|" * len(tasks) + "---|"]
+    for st in students:
+        cells = [metric(by[(t, st)]) if (t, st) in by else "—" for t in tasks]
+        cmd = next(by[(t, st)]["command"] for t in tasks if (t, st) in by)
+        cmd = cmd.rsplit(" --tasks", 1)[0] + " --tasks " + " ".join(
+            t for t in tasks if (t, st) in by) + " --threads 1"
+        out.append(f"| {st} | " + " | ".join(cells) + f" | `{cmd}` |")
+    out += ["", f"Machine: {machine_line(rows[0])}.", ""]
+    return out
+
+
+def adabert_section(res: dict) -> list[str]:
+    """AdaBERT searched students (issue 11): metric, retention, parameters, CPU speedups next to
+    the distillation-core students; the task-adaptivity matrix; the ablations."""
+    rows = {k[len("adabert_"):]: r for k, r in res.items() if k.startswith("adabert_")}
+    if not rows:
+        return []
+    out = ["## AdaBERT: searched CNN students", ""]
+    out += ["| task | student | architecture | dev metric | retention | params (w/o emb) | "
+            "speedup b=1 | speedup b=32 | vs BERT-base-sized b=32 | command |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for task in ("sst2", "mrpc", "rte"):
+        speed = res.get(f"adabertspeed_{task}", {})
+        sp = {m["label"]: m for m in speed.get("models", [])}
+        ref = next((m for lab, m in sp.items() if lab.startswith("bert-base")), None)
+
+        def speeds(label):
+            m = sp.get(label)
+            if not m:
+                return "—", "—", "—"
+            b1, b32 = m["batch1"]["speedup"], m["batch32"]["speedup"]
+            vs = (f"{ref['batch32']['p50_ms'] / m['batch32']['p50_ms']:.1f}×" if ref else "—")
+            return f"{b1:.2f}×", f"{b32:.2f}×", vs
+
+        for key, r in sorted(((k, r) for k, r in rows.items() if r["task"] == task
+                              and not k.startswith(f"{task}_arch-")), key=lambda kv: kv[0]):
+            a = r["architecture"]
+            ops = sorted({o for node in a["nodes"] for _, o in node})
+            p = r["primary"]
+            s1, s32, vs = speeds(f"adabert-{r['row']}")
+            label = {"search": "AdaBERT", "nokd": "AdaBERT w/o KD (γ=0)",
+                     "noeff": "AdaBERT w/o efficiency (β=0)"}.get(r["row"], r["row"])
+            out.append(f"| {task} | {label} | {a['cells']} cells; {', '.join(ops)} | {p} "
+                       f"{r['metric']:.4f} | {100 * r['retention']:.1f}% | "
+                       f"{r['params'] / 1e6:.2f}M ({r['params_no_emb'] / 1e6:.2f}M) | {s1} | "
+                       f"{s32} | {vs} | `{r['command']}` |")
+        bil = res.get(f"distill_{task}_bilstm-logit")
+        if bil:
+            p = bil["primary"]
+            s1, s32, vs = speeds("bilstm (timing only)")
+            out.append(f"| {task} | BiLSTM (distillation core) | 1-layer BiLSTM | {p} "
+                       f"{bil['metrics'][p]:.4f} | {100 * bil['retention']:.1f}% | "
+                       f"{bil['params'] / 1e6:.2f}M ({bil['params_no_emb'] / 1e6:.2f}M) | "
+                       f"{s1} | {s32} | {vs} | `{bil['command']}` |")
+        if speed:
+            out.append(f"| {task} | speed command | | | | | | | | `{speed['command']}` |")
+    srch = next((r for r in rows.values() if r["row"] == "search"), None)
+    if srch:
+        t = {r["task"]: r["teacher_metrics"] for r in rows.values()}
+        out += ["", "Teachers (fine-tuned all-MiniLM-L6-v2): " + ", ".join(
+            f"{k} {v.get('f1', v.get('accuracy')):.4f}" for k, v in t.items()) + ". Speedups "
+            "are p50 latency ratios against the teacher (and the BERT-base-sized "
+            "all-mpnet-base-v2 reference), all models timed in one run per task on real dev "
+            "sentences; the BiLSTM row is timed on a BiLSTM of the same architecture (its "
+            "accuracy is the distillation matrix's).", ""]
+    # task adaptivity: architecture searched on A (rows) retrained and tested on B (columns)
+    tasks = [t for t in ("sst2", "mrpc", "rte") if f"{t}_search" in rows]
+    if len(tasks) > 1:
+        out += ["### Task adaptivity (architecture searched on the row's task, retrained from "
+                "scratch and tested on the column's task)", "",
+                "| searched on \\ tested on | " + " | ".join(tasks) + " |",
+                "|---|" + "---|" * len(tasks)]
+        for a in tasks:
+            cells = []
+            for b in tasks:
+                r = rows.get(f"{b}_search") if a == b else rows.get(f"{b}_arch-{a}")
+                cells.append(f"{r['metric']:.4f}" + (" (own)" if a == b else "")
+                             if r else "—")
+            out.append(f"| {a} | " + " | ".join(cells) + " |")
+        out += ["", "Commands: `benchmarks/adabert.py --task B --arch-from A` (see each "
+                "result's JSON).", ""]
+    if srch:
+        out += [f"Machine: {machine_line(srch)}. Op latencies for the efficiency loss were timed "
+                f"on this machine ({srch['costs']['kind'] if srch.get('costs') else '?'}).", ""]
+    return out
+
+
+def metakd_section(res: dict) -> list[str]:
+    """Meta-KD vs its baselines per domain, one table per setting, mean ± std over seeds."""
+    by = defaultdict(list)
+    for k, r in res.items():
+        if k.startswith("metakd_"):
+            by[r["setting_name"]].append(r)
+    if not by:
+        return []
+    out = ["## Meta-KD on the Amazon domains", "",
+           "3-layer students (layers of all-MiniLM-L6-v2) per target domain, dev accuracy "
+           "(300 reviews per domain); teachers fine-tuned from all-MiniLM-L6-v2. "
+           "metakd = meta-teacher + meta-distillation; single = teacher of the target domain "
+           "only; mixed = teacher on all domains mixed; multitask = shared encoder with "
+           "per-domain heads; every teacher distilled with the same two stages (layer "
+           "matching, then soft-label KD at τ = 2); nokd = the same student fine-tuned alone.", ""]
+    for name, rs in sorted(by.items()):
+        rs = sorted(rs, key=lambda r: r["seed"])
+        methods = [m for m in ("metakd", "single", "mixed", "multitask", "nokd")
+                   if m in rs[0]["per_domain"]]
+        domains = sorted(rs[0]["per_domain"][methods[0]])
+        st = rs[0]["setting"]
+
+        def ms(vals):
+            return f"{statistics.mean(vals):.4f}" + (
+                f" ± {statistics.stdev(vals):.4f}" if len(vals) > 1 else "")
+
+        out += [f"### Target fraction {st['fraction']:g}, no in-domain data: "
+                f"{st['no_in_domain']} — seeds {', '.join(str(r['seed']) for r in rs)}", "",
+                "| method | " + " | ".join(domains) + " | average |",
+                "|---|" + "---|" * (len(domains) + 1)]
+        for m in methods:
+            cells = [ms([r["per_domain"][m][d] for r in rs]) for d in domains]
+            out.append(f"| {m} | " + " | ".join(cells) + f" | "
+                       f"{ms([r['average'][m] for r in rs])} |")
+        best_base = max((m for m in methods if m != "metakd"),
+                        key=lambda m: statistics.mean(r["average"][m] for r in rs))
+        gain = 100 * (statistics.mean(r["average"]["metakd"] for r in rs)
+                      - statistics.mean(r["average"][best_base] for r in rs))
+        out += ["", f"Meta-KD vs the best baseline ({best_base}): {gain:+.2f} points on "
+                f"average. Commands: " + "; ".join(f"`{r['command']}`" for r in rs) + ".",
+                "", f"Machine: {machine_line(rs[0])}.", ""]
     return out
 
 
@@ -342,6 +496,7 @@ def main() -> None:
              "Regenerate this page with `.venv/bin/python benchmarks/render.py`.", ""]
     lines += targets_section(res) + finetune_section(res) + distill_section(res) + multiteacher_section(res)
     lines += compress_section(res) + speed_section(res) + mlm_section(res)
+    lines += mlm_downstream_section(res) + adabert_section(res) + metakd_section(res)
     lines += devices_section(res)
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")
