@@ -262,17 +262,31 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def _merge(base: dict, new: dict) -> None:
+    """``new`` into ``base``, recursing into sections that are dicts on both sides."""
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+
+
 def build(cls: type[Strict], yaml_path: str | Path | None = None,
           overrides: list[str] | dict[str, Any] | None = None) -> Strict:
-    """Defaults < YAML file < overrides (``["train.lr=3e-5", ...]`` or a dotted dict)."""
-    data: dict = {}
+    """Defaults < YAML file < overrides (``["train.lr=3e-5", ...]`` or a dotted dict).
+
+    Sections merge field by field onto the class's own defaults: ``-o train.epochs=2`` on a
+    :class:`DistillConfig` keeps its ``train.lr=1e-4`` (the section default of that command),
+    not the plain :class:`TrainConfig` default."""
+    data: dict = cls().model_dump(mode="json")
     if yaml_path:
         p = Path(yaml_path)
         if not p.exists():
             raise ConfigError(f"config file {p} does not exist")
-        data = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(data, dict):
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} is not a mapping")
+        _merge(data, loaded)
     items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
     for k, v in items:
         set_path(data, k, v)
