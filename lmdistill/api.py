@@ -1,4 +1,4 @@
-"""The Python API behind every CLI command: ``finetune``, ``distill``, ``search`` (AdaBERT), ``metakd``,
+"""The Python API behind every CLI command: ``finetune``, ``distill``, ``search`` (AdaBERT), ``metakd``, ``evaluate_wsd``,
 ``evaluate``. The CLI only parses arguments and calls these.
 
 A run directory holds::
@@ -82,6 +82,15 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
     from .methods.metakd.run import metakd as run
 
     return run(cfg, resume)
+
+
+def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", "ALL"),
+                 data_dir: str | None = None, batch_size: int = 128, max_length: int = 128,
+                 progress: bool = False) -> dict:
+    """``lmdistill wsd`` (see :func:`lmdistill.methods.lexical.wsd.evaluate_wsd`)."""
+    from .methods.lexical.wsd import evaluate_wsd as run
+
+    return run(model, sets, data_dir, batch_size, max_length, progress)
 
 
 # ------------------------------------------------------------------ evaluate

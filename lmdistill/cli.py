@@ -174,6 +174,29 @@ def metakd(
     _print_result(api.metakd(cfg, resume=resume))
 
 
+@app.command()
+def wsd(
+    model: Optional[str] = typer.Argument(None, help="gloss classifier (finetune/distill "
+                                          "--task gloss); none: the MFS baseline only"),
+    sets: str = typer.Option("SE2,SE3,SE07,SE13,SE15,ALL", help="Raganato sets (or semcor)"),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    batch_size: int = typer.Option(128),
+    max_length: int = typer.Option(128),
+    output: Optional[str] = typer.Option(None, help="also write the scores to this JSON file"),
+):
+    """Word-sense disambiguation F1 (official scorer) of a gloss classifier on the Raganato
+    evaluation sets, next to the most-frequent-sense baseline."""
+    from . import api
+
+    res = api.evaluate_wsd(model, [x.strip() for x in sets.split(",") if x.strip()], data_dir,
+                           batch_size, max_length, progress=True)
+    if output:
+        from pathlib import Path
+
+        Path(output).write_text(json.dumps(res, indent=2))
+    _print_result(res)
+
+
 @app.command("make-student")
 def make_student(
     base: str = typer.Option(..., help="teacher / model the student is built from"),

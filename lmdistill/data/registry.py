@@ -31,6 +31,7 @@ _REGISTRY: dict[str, Callable[[Path], Task]] = {
     "cikm": _cikm,
     "clinc150": _clinc,
     "clinc150-oos": _clinc_oos,
+    "gloss": lambda d: __import__("lmdistill.data.gloss", fromlist=["gloss_task"]).gloss_task(d),
 }
 
 _ALIASES = {
@@ -139,6 +140,13 @@ def get_task(name: str, data_dir: str | Path | None = None, **generic: Any) -> T
         return _generic_from_lookup(name, generic)
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
+    if key.startswith("gloss:"):  # gloss classification on N SemCor instances (seeded)
+        from .gloss import gloss_task
+
+        n = key.split(":", 1)[1]
+        if not n.isdigit() or int(n) < 1:
+            raise DataError(f"task '{name}': gloss:N needs a positive number of instances")
+        return gloss_task(_resolve_data_dir(data_dir), max_instances=int(n))
     if key not in _REGISTRY:
         known = ", ".join(_REGISTRY)
         if key in _NOT_LOCAL:

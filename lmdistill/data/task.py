@@ -102,7 +102,10 @@ class Task:
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                 raise DataError(f"limit must be a positive whole number of examples, got {limit!r}")
             chosen = sorted(random.Random(seed).sample(range(n), limit))
-        return [Example(rows[i][0], rows[i][1], rows[i][2], i) for i in chosen]
+        # a row may carry a 4th item: its meta (e.g. the candidate group of a WSD pair)
+        return [Example(rows[i][0], rows[i][1], rows[i][2], i,
+                        dict(rows[i][3]) if len(rows[i]) > 3 and rows[i][3] else None)
+                for i in chosen]
 
     def compute_metrics(self, preds: Any, labels: Any, groups: Any = None,
                         scores: Any = None) -> dict[str, float]:
@@ -134,7 +137,8 @@ class Task:
         loaders: dict[str, Callable[[], list[_Row]]] = {}
         is_pair = False
         for split, items in splits.items():
-            rows = [(e.text_a, e.text_b, e.label) if isinstance(e, Example) else tuple(e) for e in items]
+            rows = [(e.text_a, e.text_b, e.label, e.meta) if isinstance(e, Example) else tuple(e)
+                    for e in items]
             is_pair = is_pair or any(r[1] is not None for r in rows)
             loaders[split] = partial(list, rows)
         if metrics is None:

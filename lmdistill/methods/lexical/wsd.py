@@ -1,0 +1,56 @@
+"""WSD evaluation of gloss classifiers (and the MFS baseline) with the official scorer."""
+
+from __future__ import annotations
+
+import torch
+
+from ...data.gloss import LABELS, gloss_pairs, mfs_predictions, predictions_from_scores
+from ...data.wordnet import load_wordnet
+from ...data.wsd import evaluation_set, score
+from ..finetune import model_inputs
+from ...train.predict import predict
+
+
+def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", "ALL"),
+                 data_dir=None, batch_size: int = 128, max_length: int = 128,
+                 progress: bool = False) -> dict:
+    """WSD precision / recall / F1 of a gloss classifier (``model``: a folder trained on the
+    ``gloss`` task) on the Raganato sets, with the MFS baseline on the same sets; ``model``
+    None scores MFS only."""
+    import time
+
+    from ...data.collate import encode
+    from ...data.task import Example
+    from ...models import hub
+
+    wn = load_wordnet(data_dir)
+    out: dict = {"sets": {}}
+    m = tok = None
+    if model is not None:
+        tok = hub.load_tokenizer(model)
+        m = hub.load_classifier(model, len(LABELS))
+        m.eval()
+        from ...models.runtimes import is_onnx_dir, method_of
+
+        path = hub.resolve(model)
+        gpu = torch.cuda.is_available() and not is_onnx_dir(path) and not method_of(path)
+        device = torch.device("cuda" if gpu else "cpu")  # INT8 / ONNX models stay on the CPU
+        m = m.to(device) if gpu else m
+    for name in sets:
+        sents, gold = evaluation_set(name, data_dir)
+        res = {"mfs": score(gold, mfs_predictions(sents, wn)), "instances": len(gold)}
+        if m is not None:
+            rows, insts = gloss_pairs(sents, gold, wn)
+            enc = encode([Example(a, b, y, i, meta) for i, (a, b, y, meta) in enumerate(rows)],
+                         tok, max_length)
+            t0 = time.time()
+            logits = predict(lambda b: m(**model_inputs(b)).logits, enc, batch_size,
+                             progress=progress, desc=f"WSD {name}", device=device)
+            secs = time.time() - t0
+            s = logits[:, 1] - logits[:, 0]
+            pred = predictions_from_scores(insts, [r[3]["group"] for r in rows], s)
+            res["model"] = score(gold, pred)
+            res["pairs"], res["seconds"] = len(rows), round(secs, 1)
+        out["sets"][name] = res
+    out["model"] = model
+    return out
