@@ -169,7 +169,7 @@ class AdaBertSettings(Strict):
     gumbel_end: float = Field(0.2, gt=0, description="annealed exponentially over the search")
     arch_lr: float = 3e-3
     arch_weight_decay: float = 1e-3
-    arch_start: float = Field(0.0, ge=0, le=1, description="share of search steps before the "
+    arch_start: float = Field(0.2, ge=0, le=1, description="share of search steps before the "
                                                            "first architecture step")
     heldout: float = Field(0.2, gt=0, lt=1, description="share of the training rows held out "
                                                         "for architecture steps and probe losses")

@@ -42,7 +42,7 @@ def test_alternating_updates_touch_only_their_own_parameters(tmp_path):
     cfg = AdaBertConfig(vocab_size=1100, embedding_size=12, hidden=16, max_cells=2,
                         num_labels=2, dropout=0.0)
     model = AdaBertForSequenceClassification(cfg)
-    s = C.AdaBertSettings(max_cells=2, hidden=16)
+    s = C.AdaBertSettings(max_cells=2, hidden=16, arch_start=0.0)
     obj = AdaBertSearchObjective(model, torch.randn(24, 7, 2), [0.4] * 7, [1.0] * len(OPS),
                                  _enc(8, 16), s)
     arch = {id(p) for p in obj.arch_parameters()}
@@ -71,6 +71,29 @@ def test_alternating_updates_touch_only_their_own_parameters(tmp_path):
             assert not moved & arch_names
         else:
             assert moved == arch_names
+
+
+def test_architecture_steps_wait_for_the_warm_up(tmp_path):
+    torch.manual_seed(0)
+    cfg = AdaBertConfig(vocab_size=1100, embedding_size=12, hidden=16, max_cells=2,
+                        num_labels=2, dropout=0.0)
+    s = C.AdaBertSettings(max_cells=2, hidden=16, arch_start=0.5)
+    obj = AdaBertSearchObjective(AdaBertForSequenceClassification(cfg), torch.randn(24, 7, 2),
+                                 [0.4] * 7, [1.0] * len(OPS), _enc(8, 16), s)
+    names: list[str] = []
+    real = Trainer.step_optimizer
+
+    def spy(self, name=None):
+        names.append(name)
+        return real(self, name)
+
+    Trainer.step_optimizer = spy
+    try:
+        tcfg = C.TrainConfig(max_steps=4, batch_size=4, progress=False, seed=1)
+        Trainer(obj, _enc(16), tcfg, tmp_path / "w").fit()
+    finally:
+        Trainer.step_optimizer = real
+    assert names == ["weights", "weights", "weights", "arch", "weights", "arch"]
 
 
 def _search_cfg(tmp_path, teacher, task="sst2", **kw):
