@@ -1,4 +1,4 @@
-"""The Python API behind every CLI command: ``finetune``, ``distill``, ``search`` (AdaBERT), ``metakd``, ``evaluate_wsd``,
+"""The Python API behind every CLI command: ``finetune``, ``distill``, ``search`` (AdaBERT), ``metakd``, ``evaluate_wsd``, ``augment``,
 ``evaluate``. The CLI only parses arguments and calls these.
 
 A run directory holds::
@@ -91,6 +91,15 @@ def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", 
     from .methods.lexical.wsd import evaluate_wsd as run
 
     return run(model, sets, data_dir, batch_size, max_length, progress)
+
+
+def augment(method: str, output, task: str | None = None, input_file: str | None = None,
+            data_dir: str | None = None, split: str = "train", limit: int | None = None,
+            n_aug: int = 4, seed: int = 0) -> dict:
+    """``lmdistill augment`` (see :mod:`lmdistill.augment.run`)."""
+    from .augment.run import augment as run
+
+    return run(method, output, task, input_file, data_dir, split, limit, n_aug, seed)
 
 
 # ------------------------------------------------------------------ evaluate

@@ -197,6 +197,26 @@ def wsd(
     _print_result(res)
 
 
+@app.command()
+def augment(
+    method: str = typer.Option("eda", help="eda"),
+    output: str = typer.Option(..., "--output", "--out", help="JSONL file to write"),
+    task: Optional[str] = typer.Option(None, help="augment this task's rows"),
+    input_file: Optional[str] = typer.Option(None, "--input", help="or these texts (one a line)"),
+    split: str = typer.Option("train"),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    limit: Optional[int] = typer.Option(None),
+    n_aug: int = typer.Option(4, help="augmented copies per input"),
+    seed: int = typer.Option(0),
+):
+    """Augmented copies of a task's rows or a text file (EDA: WordNet synonyms with the
+    tagged part of speech, insertion, swap, deletion), as JSONL for distillation."""
+    from . import api
+
+    _print_result(api.augment(method, output, task, input_file, data_dir, split, limit, n_aug,
+                              seed))
+
+
 @app.command("make-student")
 def make_student(
     base: str = typer.Option(..., help="teacher / model the student is built from"),

@@ -41,3 +41,14 @@ def make_tiny_bert(path: Path, layers: int = 2, hidden: int = 32, heads: int = 2
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def lexical_cache(tmp_path_factory):
+    """One cache directory for the tests that need SemCor converted, WordNet copied for NLTK
+    or the SemCor POS tagger trained: each is done once per session, not once per module."""
+    mp = pytest.MonkeyPatch()
+    d = tmp_path_factory.mktemp("lexcache")
+    mp.setenv("LMDISTILL_CACHE", str(d))
+    yield d
+    mp.undo()

@@ -18,13 +18,10 @@ from lmdistill.data.wsd import convert_semcor, evaluation_set, read_raganato
 from lmdistill.methods.kd.run import distill
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    d = tmp_path_factory.mktemp("lexcache")
-    mp.setenv("LMDISTILL_CACHE", str(d))
-    yield d
-    mp.undo()
+@pytest.fixture
+def cache(lexical_cache, monkeypatch):
+    monkeypatch.setenv("LMDISTILL_CACHE", str(lexical_cache))
+    return lexical_cache
 
 
 def test_semcor_conversion_counts_and_keys(cache, data_dir):
