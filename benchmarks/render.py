@@ -399,6 +399,31 @@ def metakd_section(res: dict) -> list[str]:
     return out
 
 
+def wsd_section(res: dict) -> list[str]:
+    rows = {k[4:]: r for k, r in res.items() if k.startswith("wsd_")}
+    if not rows:
+        return []
+    sets = ["SE2", "SE3", "SE07", "SE13", "SE15", "ALL"]
+    out = ["## Word-sense disambiguation (lexical KD)", "",
+           "Official F1 (Raganato et al. scorer) on the evaluation sets; MFS = WordNet's first "
+           "sense. Gloss classifiers are trained on SemCor 3.0 pairs (gold + 3 hard negatives "
+           "per instance).", "",
+           "| model | params | " + " | ".join(sets) + " | command |",
+           "|---|---|" + "---|" * len(sets) + "---|"]
+    for name in ("mfs", "teacher", "student-kd", "student-direct"):
+        r = rows.get(name)
+        if not r:
+            continue
+        key = "mfs" if name == "mfs" else "model"
+        cells = [f"{100 * r['sets'][s][key]['f1']:.1f}" if s in r["sets"] else "—"
+                 for s in sets]
+        p = f"{r['params'] / 1e6:.1f}M" if r["params"] else "—"
+        out.append(f"| {name} | {p} | " + " | ".join(cells) + f" | `{r['command']}` |")
+    any_r = next(iter(rows.values()))
+    out += ["", f"Machine: {machine_line(any_r)}.", ""]
+    return out
+
+
 def devices_section(res: dict) -> list[str]:
     """Same finetune/distill commands timed on the CPU and on a CUDA GPU, each row naming its
     device; a GPU row only exists where a result recorded a GPU."""
@@ -497,6 +522,7 @@ def main() -> None:
     lines += targets_section(res) + finetune_section(res) + distill_section(res) + multiteacher_section(res)
     lines += compress_section(res) + speed_section(res) + mlm_section(res)
     lines += mlm_downstream_section(res) + adabert_section(res) + metakd_section(res)
+    lines += wsd_section(res)
     lines += devices_section(res)
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")

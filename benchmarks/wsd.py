@@ -1,0 +1,72 @@
+"""Lexical KD (issue 13): WSD F1 (official scorer) on SE2, SE3, SE07, SE13, SE15 and ALL for
+the most-frequent-sense baseline, a gloss-classification teacher (all-MiniLM-L6-v2 fine-tuned
+on ``gloss:N``: N SemCor instances, gold + 3 hard negatives each), a 2-layer student distilled
+from it (logit + hidden KD) and the same student trained directly; with parameters.
+
+    .venv/bin/python benchmarks/wsd.py --instances 20000 --threads 2
+
+Rows already in results/ are skipped (``wsd_<row>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from common import RESULTS, write_result
+
+from lmdistill import api
+from lmdistill import config as C
+from lmdistill.methods.kd.run import distill, make_student
+from lmdistill.models import hub
+from lmdistill.models.students import count_params
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--instances", type=int, default=20000)
+ap.add_argument("--epochs", type=float, default=1)
+ap.add_argument("--layers", type=int, default=2)
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--root", default="runs/bench/wsd")
+a = ap.parse_args()
+cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
+root, task = Path(a.root), f"gloss:{a.instances}"
+common = {"data.task": task, "data.max_length": 96, "train.batch_size": 32,
+          "train.epochs": a.epochs, "train.num_threads": a.threads, "train.progress": False,
+          "train.eval_every": 1000}
+
+
+def score(row: str, model: str | None, extra: dict) -> None:
+    res = api.evaluate_wsd(model, max_length=96)
+    params = count_params(hub.load_classifier(model, 2)) if model else 0
+    write_result(f"wsd_{row}", {"row": row, "model": model, "params": params,
+                                "instances": a.instances, **extra, **res}, cmd)
+
+
+def todo(row: str) -> bool:
+    return not (RESULTS / f"wsd_{row}.json").exists()
+
+
+if todo("mfs"):
+    score("mfs", None, {})
+teacher = root / "teacher"
+if todo("teacher"):
+    t = api.finetune(C.build(C.FinetuneConfig, overrides={
+        **common, "output_dir": str(teacher), "model.name": "minilm-l6", "train.lr": 5e-5}),
+        resume=True)
+    score("teacher", str(teacher / "model"), {"train": t})
+init = root / f"student-init-{a.layers}"
+if not (init / "config.json").exists():
+    make_student(C.StudentConfig(kind="subset", num_layers=a.layers), "minilm-l6", task, init)
+if todo("student-direct"):
+    s = api.finetune(C.build(C.FinetuneConfig, overrides={
+        **common, "output_dir": str(root / "direct"), "model.name": str(init),
+        "train.lr": 1e-4}), resume=True)
+    score("student-direct", str(root / "direct" / "model"), {"train": s})
+if todo("student-kd"):
+    s = distill(C.build(C.DistillConfig, overrides={
+        **common, "output_dir": str(root / "kd"), "teacher.name": str(teacher / "model"),
+        "student.kind": "pretrained", "student.base": str(init), "kd.features": ["hidden"],
+        "kd.alpha": 0.5, "kd.temperature": 2.0, "train.lr": 1e-4}), resume=True)
+    score("student-kd", str(root / "kd" / "model"), {"train": s})
