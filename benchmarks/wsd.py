@@ -29,6 +29,7 @@ ap.add_argument("--epochs", type=float, default=1)
 ap.add_argument("--layers", type=int, default=2)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--root", default="runs/bench/wsd")
+ap.add_argument("--only", default="mfs,teacher,student-direct,student-kd")
 a = ap.parse_args()
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
 root, task = Path(a.root), f"gloss:{a.instances}"
@@ -45,7 +46,7 @@ def score(row: str, model: str | None, extra: dict) -> None:
 
 
 def todo(row: str) -> bool:
-    return not (RESULTS / f"wsd_{row}.json").exists()
+    return row in a.only.split(",") and not (RESULTS / f"wsd_{row}.json").exists()
 
 
 if todo("mfs"):
@@ -57,7 +58,8 @@ if todo("teacher"):
         resume=True)
     score("teacher", str(teacher / "model"), {"train": t})
 init = root / f"student-init-{a.layers}"
-if not (init / "config.json").exists():
+if not (init / "config.json").exists() and {"student-direct", "student-kd"} & set(
+        a.only.split(",")):
     make_student(C.StudentConfig(kind="subset", num_layers=a.layers), "minilm-l6", task, init)
 if todo("student-direct"):
     s = api.finetune(C.build(C.FinetuneConfig, overrides={
