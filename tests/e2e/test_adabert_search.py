@@ -139,6 +139,12 @@ def test_pair_task_search_export_and_retrain_from_json(tiny_bert, tmp_path):
 
     info = export_onnx(out / "model", tmp_path / "onnx")
     assert info["max_abs_diff"] < 1e-4
+    from lmdistill.compress.quantize import write_quantized
+
+    write_quantized(str(out / "model"), tmp_path / "int8", "torch-dynamic-int8")
+    for d in ("onnx", "int8"):  # both load and evaluate through the same API
+        ev = api.evaluate(str(tmp_path / d), "mrpc", limit=40, progress=False)
+        assert 0 <= ev["f1"] <= 1
     # retrain a given architecture without searching (the CLI's --architecture)
     cli_main(["search", "--task", "mrpc", "--teacher", str(tiny_bert), "--out",
               str(tmp_path / "given"), "--architecture", str(out / "architecture.json"),
