@@ -36,7 +36,8 @@ ap.add_argument("--retrain-epochs", type=float, default=3)
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--seed", type=int, default=42)
 ap.add_argument("--root", default="runs/bench")
-ap.add_argument("--only", default="search", help="comma list of rows: search, nokd, noeff")
+ap.add_argument("--only", default="search", help="comma list of rows: search, nokd, noeff, "
+                                               "beta0.5")
 ap.add_argument("--arch-from", default=None, help="retrain the architecture searched on this "
                                                   "task (its adabert_<task>_search result)")
 a = ap.parse_args()
@@ -54,7 +55,8 @@ if not Path(teacher).exists():
                                                   "epochs": a.teacher_epochs, **tres}, cmd)
 t_eval = api.evaluate(teacher, a.task, "dev", progress=False)
 
-ROWS = {"search": {}, "nokd": {"adabert.gamma": 0.0}, "noeff": {"adabert.beta": 0.0}}
+ROWS = {"search": {}, "nokd": {"adabert.gamma": 0.0}, "noeff": {"adabert.beta": 0.0},
+        "beta0.5": {"adabert.beta": 0.5}}
 rows = [r.strip() for r in a.only.split(",")]
 if a.arch_from:
     src = json.loads((RESULTS / f"adabert_{a.arch_from}_search.json").read_text())
