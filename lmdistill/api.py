@@ -95,11 +95,11 @@ def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", 
 
 def augment(method: str, output, task: str | None = None, input_file: str | None = None,
             data_dir: str | None = None, split: str = "train", limit: int | None = None,
-            n_aug: int = 4, seed: int = 0) -> dict:
+            n_aug: int = 4, seed: int = 0, mlm: str | None = None) -> dict:
     """``lmdistill augment`` (see :mod:`lmdistill.augment.run`)."""
     from .augment.run import augment as run
 
-    return run(method, output, task, input_file, data_dir, split, limit, n_aug, seed)
+    return run(method, output, task, input_file, data_dir, split, limit, n_aug, seed, mlm)
 
 
 # ------------------------------------------------------------------ evaluate

@@ -199,7 +199,8 @@ def wsd(
 
 @app.command()
 def augment(
-    method: str = typer.Option("eda", help="eda"),
+    method: str = typer.Option("eda", help="eda | cbert"),
+    mlm: Optional[str] = typer.Option(None, help="cbert: the masked LM that proposes words"),
     output: str = typer.Option(..., "--output", "--out", help="JSONL file to write"),
     task: Optional[str] = typer.Option(None, help="augment this task's rows"),
     input_file: Optional[str] = typer.Option(None, "--input", help="or these texts (one a line)"),
@@ -210,11 +211,12 @@ def augment(
     seed: int = typer.Option(0),
 ):
     """Augmented copies of a task's rows or a text file (EDA: WordNet synonyms with the
-    tagged part of speech, insertion, swap, deletion), as JSONL for distillation."""
+    tagged part of speech, insertion, swap, deletion; CBERT: words re-sampled by a masked LM
+    in context), as JSONL for distillation."""
     from . import api
 
     _print_result(api.augment(method, output, task, input_file, data_dir, split, limit, n_aug,
-                              seed))
+                              seed, mlm))
 
 
 @app.command("make-student")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-METHODS = ("eda",)
+METHODS = ("eda", "cbert")
 
 
-def make_augmenter(method: str, data_dir=None, n_aug: int = 4, **kw):
+def make_augmenter(method: str, data_dir=None, n_aug: int = 4, mlm: str | None = None, **kw):
     if method == "eda":
         from ..data.wordnet import load_wordnet
         from .eda import EDA
@@ -21,13 +21,21 @@ def make_augmenter(method: str, data_dir=None, n_aug: int = 4, **kw):
         tagger = get_tagger(None if data_dir is None else str(data_dir))
         return EDA(load_wordnet(data_dir), lambda ws: [t for _, t in tagger.tag(ws)],
                    n_aug=n_aug, **kw)
+    if method == "cbert":
+        if not mlm:
+            raise ConfigError("cbert needs a masked LM (--mlm: a folder from `finetune --task "
+                              "mlm:<corpus>` or a hub MLM)")
+        from .cbert import CBERT
+
+        return CBERT(mlm, n_aug=n_aug, **kw)
     raise ConfigError(f"unknown augmentation method '{method}'; choose one of "
                       f"{', '.join(METHODS)}")
 
 
 def augment(method: str, output: str | Path, task: str | None = None,
             input_file: str | None = None, data_dir=None, split: str = "train",
-            limit: int | None = None, n_aug: int = 4, seed: int = 0) -> dict:
+            limit: int | None = None, n_aug: int = 4, seed: int = 0,
+            mlm: str | None = None) -> dict:
     if (task is None) == (input_file is None):
         raise ConfigError("give exactly one of --task or --input")
     if task is not None:
@@ -42,7 +50,7 @@ def augment(method: str, output: str | Path, task: str | None = None,
             raise ConfigError(f"input file {p} does not exist")
         texts = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()][:limit]
         labels = [None] * len(texts)
-    aug = make_augmenter(method, data_dir, n_aug)
+    aug = make_augmenter(method, data_dir, n_aug, mlm)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     n = 0
