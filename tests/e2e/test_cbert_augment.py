@@ -56,3 +56,24 @@ def test_cli_cbert_and_missing_mlm(mlm, tmp_path, capsys):
         cli_main(["augment", "--method", "cbert", "--task", "sst2", "--out",
                   str(tmp_path / "x.jsonl")])
     assert "masked LM" in capsys.readouterr().err
+
+
+def test_l2a_generator_chains_from_source_and_target(mlm):
+    from lmdistill.methods.l2a.generator import Generator
+
+    target = ["a quiet , moving film", "the acting is superb"]
+    source = ["this blender broke after a week", "great value for the price"]
+    gen = Generator(str(mlm), chain_length=2, p=0.3)
+    vocab = gen.cbert.tok.get_vocab()
+    for mix, origins in ((0.0, {"target"}), (1.0, {"source"})):
+        gen.source_mix = mix
+        cands = gen(target, source, n=6, seed=0)
+        assert len(cands) == 6 and {c.origin for c in cands} == origins
+        for c in cands:
+            pool = target if c.origin == "target" else source
+            assert 0 <= c.start < len(pool) and c.steps == 2 and c.text != pool[c.start]
+            assert all(t in vocab for t in gen.cbert.tok.tokenize(c.text))
+    gen.source_mix = 0.5
+    a, b = gen(target, source, n=8, seed=3), gen(target, source, n=8, seed=3)
+    assert [c.text for c in a] == [c.text for c in b]
+    assert {c.origin for c in a} == {"source", "target"}

@@ -1,0 +1,67 @@
+"""L2A's selector: the REINFORCE update's sign, learning to keep good samples where "good" is
+known, and the candidate features by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lmdistill.methods.l2a.selector import Selector, candidate_features
+
+
+def test_reinforce_gradient_has_the_right_sign():
+    """A positive advantage makes the taken actions more likely, a negative one less."""
+    x = torch.tensor([[1.0, 0.0], [0.5, 1.0], [-1.0, 2.0]])
+    a = torch.tensor([1.0, 0.0, 1.0])
+
+    def logp(sel):
+        p = sel.probs(x).detach()
+        return float((a * p.log() + (1 - a) * (1 - p).log()).sum())
+
+    for baseline, sign in ((0.0, +1), (2.0, -1)):  # reward 1: advantage +1, then -1
+        sel = Selector(2, lr=0.01, optimizer="sgd")
+        with torch.no_grad():
+            sel.linear.weight.copy_(torch.tensor([[0.3, -0.2]]))
+        sel.probs(x, update_stats=True)
+        sel.baseline = baseline
+        before = logp(sel)
+        out = sel.update(x, a, reward=1.0)
+        assert out["advantage"] == pytest.approx(1.0 - baseline)
+        assert math.copysign(1, logp(sel) - before) == sign
+    # the baseline is a moving average of the rewards
+    sel = Selector(2)
+    sel.update(x, a, 1.0)
+    assert sel.baseline == 1.0
+    sel.update(x, a, 0.0)
+    assert sel.baseline == pytest.approx(0.8)
+
+
+def test_selector_learns_to_keep_good_samples():
+    g = torch.Generator().manual_seed(0)
+    sel = Selector(3, lr=0.05, seed=1)
+    for _ in range(300):
+        good = torch.rand(32, generator=g) < 0.5
+        feats = torch.stack([good.float() * 2 - 1 + 0.3 * torch.randn(32, generator=g),
+                             torch.randn(32, generator=g), torch.randn(32, generator=g)], -1)
+        a = sel.act(feats)
+        reward = float((a * (good.float() * 2 - 1)).sum() / 32)  # kept good minus kept bad
+        sel.update(feats, a, reward)
+    test_good = torch.tensor([[1.0, 0.0, 0.0]])
+    test_bad = torch.tensor([[-1.0, 0.0, 0.0]])
+    assert float(sel.probs(test_good).detach()) > 0.8
+    assert float(sel.probs(test_bad).detach()) < 0.2
+
+
+def test_candidate_features_by_hand():
+    t = torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.35, 0.25]]))
+    s = torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.2, 0.3, 0.5]]))
+    emb = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    f = candidate_features(t, s, emb, torch.tensor([1.0, 0.0]), torch.tensor([0, 1]))
+    assert f[:, 0].tolist() == pytest.approx([0.7, 0.4])
+    assert f[:, 1].tolist() == pytest.approx([0.5, 0.05])
+    kl1 = 0.4 * math.log(2) + 0.35 * math.log(0.35 / 0.3) + 0.25 * math.log(0.5)
+    assert f[:, 2].tolist() == pytest.approx([0.0, kl1], abs=1e-6)
+    assert f[:, 3].tolist() == pytest.approx([1.0, 1 / math.sqrt(2)])
+    assert f[:, 4].tolist() == [0.0, 1.0]
