@@ -1,4 +1,4 @@
-"""The Python API behind every CLI command: ``finetune``, ``distill``, ``search`` (AdaBERT), ``metakd``, ``evaluate_wsd``, ``augment``,
+"""The Python API behind every CLI command: ``finetune``, ``distill``, ``search`` (AdaBERT), ``metakd``, ``evaluate_wsd``, ``augment``, ``l2a``,
 ``evaluate``. The CLI only parses arguments and calls these.
 
 A run directory holds::
@@ -100,6 +100,13 @@ def augment(method: str, output, task: str | None = None, input_file: str | None
     from .augment.run import augment as run
 
     return run(method, output, task, input_file, data_dir, split, limit, n_aug, seed, mlm)
+
+
+def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
+    """``lmdistill l2a`` (see :mod:`lmdistill.methods.l2a.run`)."""
+    from .methods.l2a.run import l2a as run
+
+    return run(cfg, resume)
 
 
 # ------------------------------------------------------------------ evaluate

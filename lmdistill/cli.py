@@ -219,6 +219,37 @@ def augment(
                               seed, mlm))
 
 
+@app.command()
+def l2a(
+    task: Optional[str] = typer.Option(None, help="the data-scarce target task"),
+    source: Optional[str] = typer.Option(None, help="the resource-rich source task"),
+    mlm: Optional[str] = typer.Option(None, help="masked LM of the generator"),
+    teacher: Optional[str] = typer.Option(None, help="a fine-tuned teacher (default: one is "
+                                          "fine-tuned on source + target rows)"),
+    target_fraction: Optional[float] = typer.Option(None, help="share of the target rows"),
+    rounds: Optional[int] = typer.Option(None),
+    candidates: Optional[int] = typer.Option(None, help="generated candidates per round"),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "--out"),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    seed: Optional[int] = typer.Option(None),
+    resume: bool = typer.Option(False),
+    config: Optional[str] = CONFIG,
+    override: Optional[list[str]] = OVERRIDE,
+):
+    """L2A: a generator (masked-LM chains from source and target samples) and a REINFORCE
+    selector that keeps the candidates that improve the student, in rounds of distillation."""
+    from . import api
+
+    flags = _flags(**{"data.task": task, "l2a.source_task": source, "l2a.mlm": mlm,
+                      "teacher.name": teacher, "l2a.target_fraction": target_fraction,
+                      "l2a.rounds": rounds, "l2a.candidates": candidates,
+                      "output_dir": output_dir, "data.data_dir": data_dir,
+                      "train.seed": seed})
+    cfg = C.build(C.L2AConfig, config, {**flags, **dict(map(C.parse_override,
+                                                             override or []))})
+    _print_result(api.l2a(cfg, resume=resume))
+
+
 @app.command("make-student")
 def make_student(
     base: str = typer.Option(..., help="teacher / model the student is built from"),

@@ -262,6 +262,39 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+class L2ASettings(Strict):
+    """L2A's generator, selector and rounds (``lmdistill l2a``)."""
+    mlm: str | None = Field(None, description="masked LM of the generator (required)")
+    source_task: str = Field("sst2", description="the resource-rich source domain")
+    source_limit: int | None = Field(None, description="seeded subset of the source rows")
+    target_fraction: float = Field(1.0, gt=0, le=1, description="share of the target's "
+                                                               "training rows available")
+    reward_share: float = Field(0.3, gt=0, lt=1, description="share of the available target "
+                                                             "rows held out for the reward")
+    rounds: int = Field(3, ge=1)
+    candidates: int = Field(64, ge=1, description="generated candidates per round")
+    chain_length: int = Field(2, ge=1)
+    mask_share: float = Field(0.15, gt=0, le=1)
+    source_mix: float = Field(0.5, ge=0, le=1, description="share of chains started from "
+                                                           "source samples")
+    selector_lr: float = 0.1
+    teacher_base: str = Field("minilm-l6", description="fine-tuned on source + target rows "
+                                                       "when teacher.name is not given")
+
+
+class L2AConfig(Strict):
+    kind: Literal["l2a"] = "l2a"
+    output_dir: str = "runs/l2a"
+    data: DataConfig = DataConfig(task="rt")
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig(base="minilm-l6", num_layers=2)
+    kd: KDConfig = KDConfig()
+    l2a: L2ASettings = L2ASettings()
+    teacher_train: TrainConfig = TrainConfig(lr=5e-5, epochs=2.0)
+    train: TrainConfig = Field(TrainConfig(lr=1e-4, epochs=3.0), description="each round's "
+                               "student distillation")
+
+
 def _merge(base: dict, new: dict) -> None:
     """``new`` into ``base``, recursing into sections that are dicts on both sides."""
     for k, v in new.items():

@@ -83,7 +83,8 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
             teacher_fn: Callable | Sequence[Callable] | None = None,
             extra_texts: Sequence[str | tuple[str, str]] | None = None,
             train_examples: list[Example] | None = None,
-            objective_factory: Callable[..., KDObjective] | None = None) -> dict:
+            objective_factory: Callable[..., KDObjective] | None = None,
+            eval_examples: list[Example] | None = None) -> dict:
     """Distil the teacher(s) of ``cfg`` into a student; returns the final metrics.
 
     ``teacher_fn``: bring-your-own teacher(s): callables ``texts -> logits`` (any tokenizer).
@@ -93,6 +94,8 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
     carrying per-instance ``weight`` extras); the task still gives labels and the eval split.
     ``objective_factory``: a :class:`KDObjective` subclass (or factory) taking the same
     arguments, for methods that add terms (Meta-KD).
+    ``eval_examples``: evaluate on these rows instead of the task's eval split (e.g. a held-out
+    part of the training rows whose metric is a reward, as in L2A).
     """
     from accelerate.utils import set_seed
 
@@ -126,8 +129,9 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
                              t[1] if isinstance(t, tuple) else None, None, -1 - i)
                      for i, t in enumerate(extra_texts)]
     train = encode(examples, tokenizer, cfg.data.max_length)
-    dev = runner.load_encoded(task, cfg.data.eval_split, tokenizer, cfg.data.max_length,
-                           cfg.data.eval_limit)
+    dev = (encode(list(eval_examples), tokenizer, cfg.data.max_length) if eval_examples
+           else runner.load_encoded(task, cfg.data.eval_split, tokenizer, cfg.data.max_length,
+                                    cfg.data.eval_limit))
 
     # ---- the student and the layer matches
     student = build_student(cfg.student, base, task)

@@ -1,0 +1,197 @@
+"""``lmdistill l2a``: learning to augment as a resumable pipeline of rounds over the one loop.
+
+1. ``teacher`` — fine-tuned on the source rows plus the available target rows (skipped when
+   ``teacher.name`` is given).
+2. ``round-00`` — the student distilled on the available target rows only (the reward rows,
+   a held-out share of them, are never trained on); its metric there is the first baseline.
+3. ``round-NN`` — the generator proposes candidates (chains from source and target samples);
+   the selector keeps or drops each from its features (teacher confidence and margin,
+   student–teacher KL, similarity to the target, origin); the student of the previous round
+   is distilled on the target rows plus every candidate kept so far (teacher-labelled, soft
+   loss only); the reward is the change of its metric on the reward rows; the selector takes
+   a REINFORCE step. The selector's state is saved with each round.
+
+The final student (the last round's) is evaluated on the target task's eval split; the
+report draws the reward, kept fraction and held-out metric per round.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from ... import config as C
+from ...data.collate import encode
+from ...data.tasks import Example, get_task
+from ...errors import ConfigError
+from ...models import hub
+from ...train import runner
+from ...train.pipeline import Pipeline, Stage
+from ...train.predict import pooled_hidden_states, predict
+from .generator import Generator
+from .selector import FEATURES, Selector, candidate_features
+
+SELECTOR_FILE = "selector.json"
+
+
+def _texts(rows: list[Example]):
+    return [(e.text_a, e.text_b) if e.text_b is not None else e.text_a for e in rows]
+
+
+def _logits(model_dir: str, texts, max_length: int):
+    from ..finetune import model_inputs
+
+    tok = hub.load_tokenizer(model_dir)
+    m = hub.load_classifier(model_dir).eval()
+    enc = encode([Example(t[0] if isinstance(t, tuple) else t,
+                          t[1] if isinstance(t, tuple) else None, None, i)
+                  for i, t in enumerate(texts)], tok, max_length)
+    return torch.from_numpy(predict(lambda b: m(**model_inputs(b)).logits, enc)).float(), m, enc
+
+
+def _save_selector(sel: Selector, path: Path) -> None:
+    path.write_text(json.dumps({
+        "weight": sel.linear.weight.detach().tolist(), "bias": sel.linear.bias.detach().tolist(),
+        "mean": sel.mean.tolist(), "var": sel.var.tolist(), "seen": sel.seen,
+        "baseline": sel.baseline, "opt": None}))
+
+
+def _load_selector(sel: Selector, path: Path) -> None:
+    d = json.loads(path.read_text())
+    with torch.no_grad():
+        sel.linear.weight.copy_(torch.tensor(d["weight"]))
+        sel.linear.bias.copy_(torch.tensor(d["bias"]))
+    sel.mean, sel.var = torch.tensor(d["mean"]), torch.tensor(d["var"])
+    sel.seen, sel.baseline = d["seen"], d["baseline"]
+
+
+def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
+    from accelerate.utils import set_seed
+
+    from ..kd.run import distill
+
+    t0 = time.time()
+    s = cfg.l2a
+    if not s.mlm:
+        raise ConfigError("L2A needs a masked LM for its generator: set l2a.mlm (--mlm)")
+    target = get_task(cfg.data.task, data_dir=cfg.data.data_dir)
+    source = get_task(s.source_task, data_dir=cfg.data.data_dir)
+    if target.is_regression or source.label_names != target.label_names:
+        raise ConfigError(f"source '{source.name}' and target '{target.name}' must be "
+                          "classification tasks with the same labels")
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    C.save(cfg, out / "config.yaml")
+    set_seed(cfg.train.seed)
+    rows = target.load(cfg.data.train_split, limit=cfg.data.limit, seed=cfg.train.seed)
+    rng = random.Random(cfg.train.seed)
+    if s.target_fraction < 1:
+        rows = sorted(rng.sample(rows, max(4, int(round(len(rows) * s.target_fraction)))),
+                      key=lambda e: e.idx)
+    held = set(rng.sample(range(len(rows)), max(2, int(round(len(rows) * s.reward_share)))))
+    fit = [e for i, e in enumerate(rows) if i not in held]
+    reward_rows = [e for i, e in enumerate(rows) if i in held]
+    src_rows = source.load(cfg.data.train_split, limit=s.source_limit, seed=cfg.train.seed)
+    primary = target.primary_metric
+
+    def teacher_stage(ctx):
+        from ..finetune import SupervisedObjective
+        from ...train.loop import make_accelerator
+
+        tok = hub.load_tokenizer(s.teacher_base)
+        model = hub.load_classifier(s.teacher_base, target.num_labels, target.label_names)
+        train = encode(src_rows + fit, tok, cfg.data.max_length)
+        dev = encode(reward_rows, tok, cfg.data.max_length)
+        tcfg = C.FinetuneConfig(output_dir=str(ctx.dir), data=cfg.data, train=cfg.teacher_train,
+                                model=C.ModelConfig(name=s.teacher_base))
+        res = runner.run_training(SupervisedObjective(model, False, tok), target, train, dev,
+                                  tcfg, ctx.resume, make_accelerator(), t0,
+                                  {"rows": len(train)})
+        return {**res, "model": str(ctx.dir / "model")}
+
+    def teacher_ref(ctx) -> str:
+        return cfg.teacher.name or ctx.results["teacher"]["model"]
+
+    def student_run(ctx, base: str | None, extra: list) -> dict:
+        student = (cfg.student if base is None else
+                   C.StudentConfig(kind="pretrained", base=base))
+        dcfg = C.DistillConfig(output_dir=str(ctx.dir), data=cfg.data, kd=cfg.kd,
+                               student=student, train=cfg.train,
+                               teacher=cfg.teacher.model_copy(update={"name": teacher_ref(ctx)}))
+        res = distill(dcfg, resume=ctx.resume, train_examples=fit,
+                      extra_texts=extra or None, eval_examples=reward_rows)
+        return {**res, "model": str(ctx.dir / "model")}
+
+    def round_stage(r: int):
+        def run(ctx):
+            if r == 0:
+                res = student_run(ctx, None, [])
+                return {"round": 0, "metric": res[primary], "kept_total": 0, "reward": None,
+                        "model": res["model"], "kept_texts": []}
+            prev = ctx.results[f"round-{r - 1:02d}"]
+            sel = Selector(len(FEATURES), lr=s.selector_lr, seed=cfg.train.seed + r)
+            if r > 1:
+                _load_selector(sel, ctx.dir_of(f"round-{r - 1:02d}") / SELECTOR_FILE)
+            gen = Generator(s.mlm, s.chain_length, s.mask_share, s.source_mix)
+            cands = gen(_texts(fit), _texts(src_rows), s.candidates, seed=cfg.train.seed + r)
+            texts = [c.text for c in cands]
+            t_logits, t_model, enc = _logits(teacher_ref(ctx), texts, cfg.data.max_length)
+            s_logits, _, _ = _logits(prev["model"], texts, cfg.data.max_length)
+            emb = pooled_hidden_states(t_model, enc, layers=[-1])[:, 0]
+            tok = hub.load_tokenizer(teacher_ref(ctx))
+            centroid = pooled_hidden_states(t_model, encode(fit, tok, cfg.data.max_length),
+                                            layers=[-1])[:, 0].mean(0)
+            feats = candidate_features(t_logits, s_logits, emb, centroid,
+                                       torch.tensor([c.origin == "source" for c in cands]))
+            actions = sel.act(feats)
+            kept = [t for t, a in zip(texts, actions.tolist()) if a > 0]
+            extra = [tuple(t) if isinstance(t, list) else t for t in prev["kept_texts"]] + kept
+            res = student_run(ctx, prev["model"], extra)
+            reward = res[primary] - prev["metric"]
+            upd = sel.update(feats, actions, reward)
+            _save_selector(sel, ctx.dir / SELECTOR_FILE)
+            return {"round": r, "metric": res[primary], "reward": reward,
+                    "kept": int(actions.sum()), "candidates": len(cands),
+                    "kept_fraction": float(actions.mean()), "kept_total": len(extra),
+                    "kept_from_source": int(sum(a > 0 and c.origin == "source"
+                                                for a, c in zip(actions.tolist(), cands))),
+                    "selector": upd, "model": res["model"], "kept_texts": extra}
+        return run
+
+    stages = ([] if cfg.teacher.name else [Stage("teacher", teacher_stage)])
+    stages += [Stage(f"round-{r:02d}", round_stage(r)) for r in range(s.rounds + 1)]
+    results = Pipeline(stages, out, print if cfg.train.progress else None).run(resume=resume)
+    last = results[f"round-{s.rounds:02d}"]
+    final = api_evaluate(last["model"], cfg)
+    curve = [{k: results[f"round-{r:02d}"].get(k) for k in
+              ("round", "metric", "reward", "kept_fraction", "kept_total")}
+             for r in range(s.rounds + 1)]
+    summary = {"task": target.name, "source": source.name, "primary": primary,
+               "target_rows": len(fit), "reward_rows": len(reward_rows),
+               "final": final, "rounds": curve, "model_dir": last["model"],
+               "wall_seconds": round(time.time() - t0, 1)}
+    runner.write_json(out / "metrics.json", summary)
+    try:
+        from ...report.l2a import write_l2a_report
+
+        write_l2a_report(out, summary)
+    except ImportError:
+        pass
+    return summary
+
+
+def api_evaluate(model_dir: str, cfg: C.L2AConfig) -> dict:
+    """The final student on the target's eval split (never seen by the rounds)."""
+    from ..finetune import model_inputs
+
+    task = get_task(cfg.data.task, data_dir=cfg.data.data_dir)
+    tok = hub.load_tokenizer(model_dir)
+    m = hub.load_classifier(model_dir, task.num_labels).eval()
+    enc = runner.load_encoded(task, cfg.data.eval_split, tok, cfg.data.max_length,
+                              cfg.data.eval_limit)
+    logits = predict(lambda b: m(**model_inputs(b)).logits, enc)
+    return runner.task_metrics(task, logits, enc)
