@@ -359,22 +359,74 @@ class CachedTeacher(TeacherSignal):
         return to_device(out, batch["input_ids"].device)
 
 
+def callable_identity(fn: Callable) -> str | None:
+    """A stable name for a teacher callable (``module.qualname``), or None for lambdas and
+    local functions, whose names do not tell two of them apart."""
+    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    return None if "<lambda>" in name or "<locals>" in name else name
+
+
 class CallableTeacher(TeacherSignal):
     """Any ``fn(texts) -> logits`` (numpy or torch, [B, C]); texts are strings or pairs.
-    It may use any tokenizer: only logit KD is possible (intermediate KD needs a shared one)."""
+    It may use any tokenizer: only logit KD is possible (intermediate KD needs a shared one).
 
-    def __init__(self, fn: Callable[[list], object], enc: Encoded):
+    With ``cache_dir`` and an ``identity`` (a name for the teacher: yours, or
+    :func:`callable_identity`'s), every text's logits are stored on disk keyed by the identity
+    and the text, so the callable is called once per text across epochs *and runs*; texts seen
+    before cost nothing. Without an identity the callable is called on every batch."""
+
+    def __init__(self, fn: Callable[[list], object], enc: Encoded,
+                 cache_dir: str | Path | None = None, identity: str | None = None,
+                 batch_size: int = 128, progress: bool = False):
         self.fn, self.enc = fn, enc
+        self.table: torch.Tensor | None = None
+        self.calls = 0
+        if cache_dir is not None and identity:
+            self.table = self._cached(Path(cache_dir), identity, batch_size, progress)
 
-    def __call__(self, batch: dict) -> TeacherOut:
-        texts = [self.enc.texts[i] for i in batch["index"].tolist()]
-        texts = [t[0] if t[1] is None else t for t in texts]
+    def _call(self, texts: list) -> torch.Tensor:
+        self.calls += 1
         with torch.inference_mode():
             logits = torch.as_tensor(np.asarray(self.fn(texts)), dtype=torch.float32)
         if logits.ndim != 2 or logits.shape[0] != len(texts):
             raise ModelError(f"teacher callable returned shape {tuple(logits.shape)} for "
                              f"{len(texts)} texts; expected [{len(texts)}, num_labels]")
-        return TeacherOut(logits=logits.to(batch["input_ids"].device))
+        return logits
+
+    def _cached(self, root: Path, identity: str, batch_size: int, progress: bool):
+        import hashlib
+
+        d = root / "callable" / hashlib.sha256(identity.encode()).hexdigest()[:20]
+        d.mkdir(parents=True, exist_ok=True)
+        store = d / "logits.json"
+        known: dict[str, list[float]] = json.loads(store.read_text()) if store.exists() else {}
+        texts = [t[0] if t[1] is None else t for t in self.enc.texts]
+        keys = [hashlib.sha256(json.dumps(t).encode()).hexdigest() for t in texts]
+        todo = sorted({k: i for i, k in reversed(list(enumerate(keys)))
+                       if k not in known}.values())
+        it = range(0, len(todo), batch_size)
+        if progress and todo:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, desc="teacher (callable)", unit="batch")
+        for b in it:
+            chunk = todo[b: b + batch_size]
+            for i, row in zip(chunk, self._call([texts[i] for i in chunk]).tolist()):
+                known[keys[i]] = row
+        if todo:
+            tmp = store.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(known))
+            os.replace(tmp, store)
+        self.hit = len(texts) - len(todo)
+        return torch.tensor([known[k] for k in keys], dtype=torch.float32)
+
+    def __call__(self, batch: dict) -> TeacherOut:
+        idx = batch["index"]
+        if self.table is not None:
+            return TeacherOut(logits=self.table[idx.cpu()].to(batch["input_ids"].device))
+        texts = [self.enc.texts[i] for i in idx.tolist()]
+        texts = [t[0] if t[1] is None else t for t in texts]
+        return TeacherOut(logits=self._call(texts).to(batch["input_ids"].device))
 
 
 class LogitsFileTeacher(TeacherSignal):

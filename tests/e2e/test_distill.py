@@ -230,6 +230,31 @@ def test_teacher_fn_with_another_tokenizer(tiny_bert, tmp_path):
                 teacher_fn=teacher_fn)
 
 
+def test_callable_teacher_is_called_once_per_text_across_epochs_and_runs(tiny_bert, tmp_path):
+    helpers = _unit_helpers()
+    rows = get_task("sst2").load("train", limit=LIMIT, seed=42)
+    fn, _, _ = helpers.word_teacher([e.text_a for e in rows], seed=3)
+    calls: list = []
+
+    def teacher_fn(texts):
+        calls.extend(texts)
+        return fn(texts)
+
+    over = {"student.base": str(tiny_bert), "train.epochs": 2}
+    res = distill(dcfg(None, tmp_path / "a", **over), teacher_fn=teacher_fn,
+                  teacher_ids=["word-teacher-v1"])
+    assert sorted(calls) == sorted({e.text_a for e in rows})  # once per text, two epochs
+    assert res["teacher_cache"] == [0]  # nothing was cached before
+    calls.clear()
+    res2 = distill(dcfg(None, tmp_path / "b", **over), teacher_fn=teacher_fn,
+                   teacher_ids=["word-teacher-v1"])
+    assert calls == [] and res2["teacher_cache"] == [len(rows)]  # a second run: no calls
+    assert res2["accuracy"] == pytest.approx(res["accuracy"])  # same soft targets, same run
+    with pytest.raises(ConfigError, match="teacher_ids"):
+        distill(dcfg(None, tmp_path / "c", **over), teacher_fn=teacher_fn,
+                teacher_ids=["a", "b"])
+
+
 def test_hf_teacher_with_another_tokenizer(tiny_bert, tmp_path):
     """A saved HF classifier with its own (word-level) tokenizer as teacher.name: logit KD
     through its tokenizer; intermediate KD is refused."""

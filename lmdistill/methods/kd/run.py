@@ -15,7 +15,7 @@ from ...mapping import Projections, build_matches, resolve_mapping
 from ...models import hub
 from ...models import students as S
 from ...teachers import (CachedTeacher, CallableTeacher, LogitsFileTeacher, MultiTeacher,
-                         OnlineTeacher, TeacherSignal)
+                         OnlineTeacher, TeacherSignal, callable_identity, default_cache_dir)
 from ...train import runner
 from ...train.loop import make_accelerator
 from .objective import KDObjective, needs_of
@@ -84,7 +84,8 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
             extra_texts: Sequence[str | tuple[str, str]] | None = None,
             train_examples: list[Example] | None = None,
             objective_factory: Callable[..., KDObjective] | None = None,
-            eval_examples: list[Example] | None = None) -> dict:
+            eval_examples: list[Example] | None = None,
+            teacher_ids: Sequence[str] | None = None) -> dict:
     """Distil the teacher(s) of ``cfg`` into a student; returns the final metrics.
 
     ``teacher_fn``: bring-your-own teacher(s): callables ``texts -> logits`` (any tokenizer).
@@ -96,6 +97,9 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
     arguments, for methods that add terms (Meta-KD).
     ``eval_examples``: evaluate on these rows instead of the task's eval split (e.g. a held-out
     part of the training rows whose metric is a reward, as in L2A).
+    ``teacher_ids``: a name per callable teacher; its outputs are then cached on disk per text
+    (``teacher.cache``), so later epochs and runs never call it again for a text it has seen.
+    Named functions are cached under their ``module.qualname`` without it; lambdas only with it.
     """
     from accelerate.utils import set_seed
 
@@ -190,7 +194,14 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
             signals.append(sig)
         else:
             signals.append(OnlineTeacher(t_model.to(accelerator.device), needs))
-    signals += [CallableTeacher(f, train) for f in fns]
+    ids = list(teacher_ids or [])
+    if ids and len(ids) != len(fns):
+        raise ConfigError(f"teacher_ids names {len(ids)} teachers for {len(fns)} callables")
+    for k, f in enumerate(fns):
+        ident = ids[k] if ids else callable_identity(f)
+        signals.append(CallableTeacher(f, train, cfg.teacher.cache_dir or default_cache_dir(),
+                                       ident, cfg.teacher.batch_size, cfg.train.progress)
+                       if cfg.teacher.cache and ident else CallableTeacher(f, train))
     if cfg.teacher.logits_file:
         signals.append(LogitsFileTeacher(cfg.teacher.logits_file, train))
     teacher = signals[0] if len(signals) == 1 else MultiTeacher(
