@@ -582,3 +582,49 @@ def to_device(t: TeacherOut, dev: torch.device) -> TeacherOut:
         for k in d:
             d[k] = d[k].to(dev)
     return t
+
+
+# ------------------------------------------------------------------ calibration
+def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15
+                               ) -> float:
+    """ECE: |accuracy − confidence| averaged over equal-width confidence bins, weighted by
+    their share of the rows."""
+    p = logits.float().softmax(-1)
+    conf, pred = p.max(-1)
+    correct = (pred == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += float(m.float().mean() * (correct[m].mean() - conf[m].mean()).abs())
+    return ece
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, lo: float = 0.25,
+                    hi: float = 20.0, iters: int = 60) -> float:
+    """Temperature scaling (Guo et al. 2017): the τ in [lo, hi] minimising the NLL of
+    softmax(logits / τ) on labelled rows. The NLL is convex in 1/τ, so a golden-section
+    search over 1/τ finds it."""
+    z = logits.float()
+    y = labels.long()
+    if z.ndim != 2 or y.shape != z.shape[:1] or len(y) == 0:
+        raise ConfigError("fit_temperature needs logits [N, C] and N class labels")
+
+    def nll(a: float) -> float:
+        return float(torch.nn.functional.cross_entropy(z * a, y))
+
+    a, b = 1.0 / hi, 1.0 / lo
+    g = (5 ** 0.5 - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = nll(c), nll(d)
+    for _ in range(iters):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = nll(d)
+    return 1.0 / ((a + b) / 2)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 
 from lmdistill import api
@@ -253,6 +254,19 @@ def test_callable_teacher_is_called_once_per_text_across_epochs_and_runs(tiny_be
     with pytest.raises(ConfigError, match="teacher_ids"):
         distill(dcfg(None, tmp_path / "c", **over), teacher_fn=teacher_fn,
                 teacher_ids=["a", "b"])
+
+
+def test_auto_temperature_from_the_teachers_calibration(teacher, tmp_path):
+    res = distill(dcfg(teacher, tmp_path / "auto", **{"kd.temperature": "auto"}))
+    tau, cal = res["kd_temperature"], res["teacher_calibration"]
+    assert 0.5 <= tau <= 10 and cal["rows"] == EVAL_LIMIT
+    assert cal["nll_fit"] <= cal["nll_t1"] + 1e-6  # the fitted τ is no worse than τ = 1
+    cfg = yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())
+    assert cfg["kd"]["temperature"] == "auto"
+    from lmdistill.methods.kd.run import auto_temperature
+
+    with pytest.raises(ConfigError, match="regression"):
+        auto_temperature(get_task("stsb"), None, None, None, None, None, "cpu")
 
 
 def test_hf_teacher_with_another_tokenizer(tiny_bert, tmp_path):

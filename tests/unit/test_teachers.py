@@ -626,3 +626,17 @@ def test_subset_student_keeps_the_uniformly_mapped_layers():
         for i, j in enumerate(want):
             assert torch.equal(student.bert.encoder.layer[i].output.dense.weight,
                                base.bert.encoder.layer[j].output.dense.weight), (k, i, j)
+
+
+def test_fit_temperature_recovers_a_known_temperature():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(20000, 5, generator=g) * 3
+    for tau in (0.7, 2.5, 6.0):
+        y = torch.multinomial((z / tau).softmax(-1), 1, generator=g)[:, 0]
+        assert T.fit_temperature(z, y) == pytest.approx(tau, rel=0.06)
+    # calibrated logits have a lower ECE than the raw (over-confident) ones
+    y = torch.multinomial((z / 2.5).softmax(-1), 1, generator=g)[:, 0]
+    t = T.fit_temperature(z, y)
+    assert T.expected_calibration_error(z / t, y) < T.expected_calibration_error(z, y) / 3
+    with pytest.raises(ConfigError, match="fit_temperature"):
+        T.fit_temperature(z, y[:10])

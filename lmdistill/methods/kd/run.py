@@ -208,8 +208,13 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
         signals, cfg.teacher.strategy, cfg.teacher.fixed_weights, task.is_regression,
         cfg.teacher.sharpness)
 
+    temperature, calib = cfg.kd.temperature, {}
+    if temperature == "auto":
+        temperature, calib = auto_temperature(
+            task, dev, names[0] if names else None, t_models[0] if t_models else None,
+            fns[0] if fns else None, cfg, accelerator.device)
     objective = (objective_factory or KDObjective)(
-        student, teacher, matches, projections, cfg.kd.alpha, cfg.kd.temperature, cfg.kd.beta,
+        student, teacher, matches, projections, cfg.kd.alpha, temperature, cfg.kd.beta,
         task.is_regression, cfg.kd.relation_heads, tokenizer, logit_loss=cfg.kd.logit_loss)
     if not cfg.kd.logit_loss and not matches and objective_factory is None:
         raise ConfigError("kd.logit_loss=false leaves no loss: add kd.features")
@@ -219,4 +224,48 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
         "student_kind": cfg.student.kind, "student_params": S.count_params(student),
         "student_params_no_emb": S.count_params(student, without_embeddings=True),
         "teacher_params": S.count_params(t_models[0]) if t_models else None,
-        "teacher_cache": [getattr(s, "hit", None) for s in signals]})
+        "teacher_cache": [getattr(s, "hit", None) for s in signals], **calib})
+
+
+def auto_temperature(task, dev, ref: str | None, model, fn, cfg: C.DistillConfig,
+                     device) -> tuple[float, dict]:
+    """``kd.temperature=auto``: temperature scaling of the (first) teacher on the labelled
+    eval rows — the τ whose softmax(logits/τ) has the lowest NLL there, clamped to [0.5, 10] —
+    and the teacher's calibration before and after (NLL, ECE), for the result and the log."""
+    import torch
+
+    from ...teachers import expected_calibration_error, fit_temperature
+
+    if task.is_regression:
+        raise ConfigError("kd.temperature=auto is for classification (regression KD has no τ)")
+    if any(y is None for y in dev.labels):
+        raise ConfigError("kd.temperature=auto needs labelled eval rows")
+    texts = [t[0] if t[1] is None else t for t in dev.texts]
+    if model is not None:
+        call = hf_callable(model.to(device), hub.load_tokenizer(ref), cfg.data.max_length,
+                           cfg.teacher.batch_size)
+    elif fn is not None:
+        call = fn
+    else:
+        raise ConfigError("kd.temperature=auto needs a teacher that can be run on the eval "
+                          "rows (an HF teacher or a callable, not only a logits file)")
+    import numpy as np
+
+    bs = cfg.teacher.batch_size
+    logits = torch.cat([torch.as_tensor(np.asarray(call(texts[i: i + bs])), dtype=torch.float32)
+                        for i in range(0, len(texts), bs)])
+    y = torch.tensor(dev.labels)
+    tau = min(10.0, max(0.5, fit_temperature(logits, y)))
+    nll = torch.nn.functional.cross_entropy
+    calib = {"kd_temperature": round(tau, 4), "teacher_calibration": {
+        "nll_t1": float(nll(logits, y)), "nll_fit": float(nll(logits / tau, y)),
+        "ece_t1": expected_calibration_error(logits, y),
+        "ece_fit": expected_calibration_error(logits / tau, y),
+        "mean_top_prob_t1": float(logits.softmax(-1).max(-1).values.mean()),
+        "mean_top_prob_fit": float((logits / tau).softmax(-1).max(-1).values.mean()),
+        "rows": len(y)}}
+    c = calib["teacher_calibration"]
+    print(f"kd.temperature=auto: tau = {tau:.3f} (teacher NLL {c['nll_t1']:.3f} -> "
+          f"{c['nll_fit']:.3f}, ECE {c['ece_t1']:.3f} -> {c['ece_fit']:.3f} on {len(y)} eval "
+          "rows)")
+    return tau, calib
