@@ -75,6 +75,8 @@ def distill(
     student_layers: Optional[int] = typer.Option(None, "--layers", help="student depth"),
     features: Optional[str] = typer.Option(None, help="intermediate KD: comma list of "
                                            + ",".join(FEATURES)),
+    unlabelled: Optional[str] = typer.Option(None, help="extra text the teacher labels (soft "
+                                             "loss only): one a line, or `augment` JSONL"),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "--out"),
     data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
     limit: Optional[int] = typer.Option(None),
@@ -100,7 +102,12 @@ def distill(
                                 max_steps, batch_size, lr, seed))
     cfg = C.build(C.DistillConfig, config, {**flags, **dict(map(C.parse_override,
                                                                  override or []))})
-    _print_result(run(cfg, resume=resume))
+    extra = None
+    if unlabelled:
+        from .augment.run import read_texts
+
+        extra = read_texts(unlabelled)
+    _print_result(run(cfg, resume=resume, extra_texts=extra))
 
 
 @app.command()

@@ -72,3 +72,21 @@ def read_augmented(path: str | Path) -> list[str | tuple[str, str]]:
             out.append((r["text_a"], r["text_b"]) if r.get("text_b") is not None
                        else r["text_a"])
     return out
+
+
+def read_texts(path: str | Path) -> list[str | tuple[str, str]]:
+    """Unlabelled text for distillation: an ``augment`` JSONL file, or one text a line (a tab
+    separates the two sides of a pair)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"unlabelled text file {p} does not exist")
+    if p.suffix == ".jsonl":
+        return read_augmented(p)
+    out: list[str | tuple[str, str]] = []
+    for ln in p.read_text().splitlines():
+        if ln.strip():
+            a, _, b = ln.partition("\t")
+            out.append((a, b) if b else a)
+    if not out:
+        raise ConfigError(f"unlabelled text file {p} is empty")
+    return out

@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 import torch
+import yaml
 
 from lmdistill import api
 from lmdistill import config as C
+from lmdistill.cli import main as cli_main
 from lmdistill.data.tasks import get_task
 from lmdistill.errors import ConfigError
 from lmdistill.methods.kd.run import distill
@@ -206,6 +207,31 @@ def test_extra_texts_are_added(teacher, tmp_path):
     assert res["examples_seen"] == LIMIT + len(extra)
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in log_of(run)
                if r["type"] == "train")
+
+
+def test_cli_unlabelled_file_never_gets_a_hard_loss(teacher, tmp_path):
+    f = tmp_path / "unl.txt"
+    f.write_text("an unlabeled sentence\nanother one nobody labelled\n\nand a third\n")
+    run = tmp_path / "u"
+    cli_main(["distill", "--task", "sst2", "--teacher", str(teacher), "--layers", "1",
+              "--limit", str(LIMIT), "--eval-limit", str(EVAL_LIMIT), "--epochs", "1",
+              "--out", str(run), "--unlabelled", str(f), "-o", "train.progress=false",
+              "-o", f"teacher.cache_dir={tmp_path / 'cache'}"])
+    assert json.loads((run / "metrics.json").read_text())["train_examples"] == LIMIT + 3
+    # a batch of only unlabelled rows: no hard term, the loss is alpha * soft
+    from lmdistill.methods.kd.objective import KDObjective
+    from lmdistill.models import hub
+    from lmdistill.teachers import Needs, OnlineTeacher
+
+    t = hub.load_classifier(str(teacher)).eval()
+    obj = KDObjective(hub.load_classifier(str(teacher)).eval(), OnlineTeacher(t, Needs()),
+                      alpha=0.7, temperature=2.0)
+    batch = {"input_ids": torch.tensor([[101, 2023, 102], [101, 2204, 102]]),
+             "attention_mask": torch.ones(2, 3, dtype=torch.long),
+             "labels": torch.tensor([-100, -100]), "index": torch.tensor([0, 1])}
+    out = obj(batch)
+    assert float(out["hard"]) == 0.0
+    assert float(out["loss"].detach()) == pytest.approx(0.7 * float(out["soft"]))
 
 
 def test_teacher_fn_with_another_tokenizer(tiny_bert, tmp_path):
