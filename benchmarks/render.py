@@ -310,7 +310,7 @@ def adabert_section(res: dict) -> list[str]:
             s1, s32, vs = speeds(f"adabert-{r['row']}")
             label = {"search": "AdaBERT (β=4, the paper's default)",
                      "search-1ep": "AdaBERT (β=4), 1 search epoch, no architecture warm-up",
-                     "beta0.5": "AdaBERT (β=0.5)", "nokd": "AdaBERT w/o KD (γ=0)",
+                     "beta0.5": "AdaBERT (β=0.5)", "beta0.2": "AdaBERT (β=0.2)", "nokd": "AdaBERT w/o KD (γ=0)",
                      "noeff": "AdaBERT w/o efficiency (β=0)"}.get(r["row"], r["row"])
             out.append(f"| {task} | {label} | {a['cells']} cells; {', '.join(ops)} | {p} "
                        f"{r['metric']:.4f} | {100 * r['retention']:.1f}% | "
