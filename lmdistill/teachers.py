@@ -359,19 +359,12 @@ class CachedTeacher(TeacherSignal):
         return to_device(out, batch["input_ids"].device)
 
 
-def callable_identity(fn: Callable) -> str | None:
-    """A stable name for a teacher callable (``module.qualname``), or None for lambdas and
-    local functions, whose names do not tell two of them apart."""
-    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
-    return None if "<lambda>" in name or "<locals>" in name else name
-
-
 class CallableTeacher(TeacherSignal):
     """Any ``fn(texts) -> logits`` (numpy or torch, [B, C]); texts are strings or pairs.
     It may use any tokenizer: only logit KD is possible (intermediate KD needs a shared one).
 
-    With ``cache_dir`` and an ``identity`` (a name for the teacher: yours, or
-    :func:`callable_identity`'s), every text's logits are stored on disk keyed by the identity
+    With ``cache_dir`` and an ``identity`` (the name the user gives the teacher), every
+    text's logits are stored on disk keyed by the identity
     and the text, so the callable is called once per text across epochs *and runs*; texts seen
     before cost nothing. Without an identity the callable is called on every batch."""
 

@@ -15,7 +15,7 @@ from ...mapping import Projections, build_matches, resolve_mapping
 from ...models import hub
 from ...models import students as S
 from ...teachers import (CachedTeacher, CallableTeacher, LogitsFileTeacher, MultiTeacher,
-                         OnlineTeacher, TeacherSignal, callable_identity, default_cache_dir)
+                         OnlineTeacher, TeacherSignal, default_cache_dir)
 from ...train import runner
 from ...train.loop import make_accelerator
 from .objective import KDObjective, needs_of
@@ -99,7 +99,8 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
     part of the training rows whose metric is a reward, as in L2A).
     ``teacher_ids``: a name per callable teacher; its outputs are then cached on disk per text
     (``teacher.cache``), so later epochs and runs never call it again for a text it has seen.
-    Named functions are cached under their ``module.qualname`` without it; lambdas only with it.
+    Without names callables are called on every batch (give a new name when the teacher
+    behind a callable changes).
     """
     from accelerate.utils import set_seed
 
@@ -198,7 +199,9 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
     if ids and len(ids) != len(fns):
         raise ConfigError(f"teacher_ids names {len(ids)} teachers for {len(fns)} callables")
     for k, f in enumerate(fns):
-        ident = ids[k] if ids else callable_identity(f)
+        # cached only under a name the user gives: a function's own name would not change
+        # when the model behind it does, and stale soft targets would go unnoticed
+        ident = ids[k] if ids else None
         signals.append(CallableTeacher(f, train, cfg.teacher.cache_dir or default_cache_dir(),
                                        ident, cfg.teacher.batch_size, cfg.train.progress)
                        if cfg.teacher.cache and ident else CallableTeacher(f, train))
