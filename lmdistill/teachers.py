@@ -395,8 +395,11 @@ class CallableTeacher(TeacherSignal):
         known: dict[str, list[float]] = json.loads(store.read_text()) if store.exists() else {}
         texts = [t[0] if t[1] is None else t for t in self.enc.texts]
         keys = [hashlib.sha256(json.dumps(t).encode()).hexdigest() for t in texts]
-        todo = sorted({k: i for i, k in reversed(list(enumerate(keys)))
-                       if k not in known}.values())
+        first: dict[str, int] = {}  # one call per unseen text, even if it repeats
+        for i, k in enumerate(keys):
+            if k not in known:
+                first.setdefault(k, i)
+        todo = list(first.values())
         it = range(0, len(todo), batch_size)
         if progress and todo:
             from tqdm.auto import tqdm

@@ -38,6 +38,20 @@ def make_tiny_bert(path: Path, layers: int = 2, hidden: int = 32, heads: int = 2
     return path
 
 
+def make_tiny_mlm(bert: Path, path: Path, seed: int = 0) -> Path:
+    """A 'hub MLM': a BertForMaskedLM on ``bert``'s encoder with its own random head, and the
+    real tokenizer, saved as an HF folder."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    from lmdistill.models import hub
+
+    torch.manual_seed(seed)
+    BertForMaskedLM.from_pretrained(str(bert)).save_pretrained(path)
+    hub.load_tokenizer(str(bert)).save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

@@ -3,7 +3,6 @@ search curves (loss terms, sampled and expected depth, Gumbel temperature)."""
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from pathlib import Path
@@ -73,33 +72,16 @@ def search_figure(records: list[dict]) -> bytes | None:
 
 def write_search_report(out_dir: str | Path) -> dict:
     """The standard report of the retrain and search runs plus the AdaBERT section."""
-    from .render import write_report
+    from .render import write_pipeline_report
 
     out = Path(out_dir)
-    runs = sorted(p for p in (out / "stages").glob("*") if (p / "metrics.jsonl").exists())
-    rep = write_report(runs, out_dir=out, title=f"lmdistill search — {out.name}")
-    figs = []
     arch = out / "architecture.json"
-    if arch.exists():
-        figs.append(("cell.png", "The searched cell", cell_figure(json.loads(arch.read_text()))))
-    search_dir = next((p for p in runs if p.name.endswith("-search")), None)
-    if search_dir is not None:
-        recs = [json.loads(x) for x in (search_dir / "metrics.jsonl").read_text().splitlines()
-                if x.strip()]
-        png = search_figure(recs)
-        if png:
-            figs.append(("search_curves.png", "Search curves", png))
-    md, h = ["", "## AdaBERT", ""], ["<h2>AdaBERT</h2>"]
-    if arch.exists():
-        md += ["```json", arch.read_text().strip(), "```", ""]
-        h.append(f"<pre>{html.escape(arch.read_text())}</pre>")
-    for name, title, png in figs:
-        (out / name).write_bytes(png)
-        md += [f"![{title}]({name})", ""]
-        h.append(f"<figure><img alt='{title}' src='data:image/png;base64,"
-                 f"{base64.b64encode(png).decode()}'><figcaption>{title}</figcaption></figure>")
-    rep["markdown"].write_text(rep["markdown"].read_text() + "\n".join(md) + "\n")
-    text = rep["html"].read_text()
-    rep["html"].write_text(text.replace("</body></html>", "\n".join(h) + "\n</body></html>"))
-    rep["figures"] += [n for n, _, _ in figs]
-    return rep
+    search_log = next(iter(sorted((out / "stages").glob("*-search/metrics.jsonl"))), None)
+    recs = ([json.loads(x) for x in search_log.read_text().splitlines() if x.strip()]
+            if search_log else [])
+    figs = [("cell.png", "The searched cell",
+             cell_figure(json.loads(arch.read_text())) if arch.exists() else None),
+            ("search_curves.png", "Search curves", search_figure(recs))]
+    md = ["```json", arch.read_text().strip(), "```", ""] if arch.exists() else []
+    hp = [f"<pre>{html.escape(arch.read_text())}</pre>"] if arch.exists() else []
+    return write_pipeline_report(out, f"lmdistill search — {out.name}", "AdaBERT", figs, md, hp)

@@ -3,7 +3,6 @@ metric per round."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 from .figures import _new_figure, _png
@@ -34,19 +33,8 @@ def rounds_figure(summary: dict) -> bytes | None:
 
 
 def write_l2a_report(out_dir: str | Path, summary: dict) -> dict:
-    from .render import write_report
+    from .render import write_pipeline_report
 
     out = Path(out_dir)
-    runs = sorted(p for p in (out / "stages").glob("*") if (p / "metrics.jsonl").exists())
-    rep = write_report(runs, out_dir=out, title=f"lmdistill l2a — {out.name}")
-    png = rounds_figure(summary)
-    if png:
-        (out / "rounds.png").write_bytes(png)
-        rep["markdown"].write_text(rep["markdown"].read_text() +
-                                   "\n## L2A rounds\n\n![rounds](rounds.png)\n")
-        text = rep["html"].read_text()
-        img = (f"<h2>L2A rounds</h2><figure><img alt='rounds' src='data:image/png;base64,"
-               f"{base64.b64encode(png).decode()}'></figure>")
-        rep["html"].write_text(text.replace("</body></html>", img + "\n</body></html>"))
-        rep["figures"].append("rounds.png")
-    return rep
+    return write_pipeline_report(out, f"lmdistill l2a — {out.name}", "L2A rounds",
+                                 [("rounds.png", "rounds", rounds_figure(summary))])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 from .figures import _new_figure, _png
@@ -34,27 +33,16 @@ def domain_bars(summary: dict) -> bytes | None:
 
 
 def write_metakd_report(out_dir: str | Path, summary: dict) -> dict:
-    from .render import write_report
+    from .render import write_pipeline_report
 
     out = Path(out_dir)
-    runs = sorted(p for p in (out / "stages").glob("*") if (p / "metrics.jsonl").exists())
-    rep = write_report(runs, out_dir=out, title=f"lmdistill metakd — {out.name}")
-    png = domain_bars(summary)
-    if png:
-        (out / "domains.png").write_bytes(png)
-        table = summary["per_domain"]
-        methods = [m for m in ORDER if m in table]
-        domains = sorted({d for m in methods for d in table[m]})
-        head = "| method | " + " | ".join(domains) + " | average |"
-        rows = [f"| {m} | " + " | ".join(f"{table[m].get(d, float('nan')):.4f}"
-                                         for d in domains)
-                + f" | {summary['average'][m]:.4f} |" for m in methods]
-        md = ["", "## Meta-KD: students per domain", "", head,
-              "|" + "---|" * (len(domains) + 2), *rows, "", "![per-domain bars](domains.png)", ""]
-        rep["markdown"].write_text(rep["markdown"].read_text() + "\n".join(md) + "\n")
-        text = rep["html"].read_text()
-        img = (f"<h2>Meta-KD: students per domain</h2><figure><img alt='per-domain bars' "
-               f"src='data:image/png;base64,{base64.b64encode(png).decode()}'></figure>")
-        rep["html"].write_text(text.replace("</body></html>", img + "\n</body></html>"))
-        rep["figures"].append("domains.png")
-    return rep
+    table = summary.get("per_domain") or {}
+    methods = [m for m in ORDER if m in table]
+    domains = sorted({d for m in methods for d in table[m]})
+    md = ["| method | " + " | ".join(domains) + " | average |",
+          "|" + "---|" * (len(domains) + 2),
+          *[f"| {m} | " + " | ".join(f"{table[m].get(d, float('nan')):.4f}" for d in domains)
+            + f" | {summary['average'][m]:.4f} |" for m in methods], ""] if methods else []
+    return write_pipeline_report(out, f"lmdistill metakd — {out.name}",
+                                 "Meta-KD: students per domain",
+                                 [("domains.png", "per-domain bars", domain_bars(summary))], md)

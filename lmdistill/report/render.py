@@ -315,3 +315,29 @@ def auto_report(run_dir: str | Path) -> Path | None:
         msg = str(e).splitlines()[0] if str(e) else ""
         log.warning("report for %s not written: %s: %s", run_dir, type(e).__name__, msg)
         return None
+
+
+def write_pipeline_report(out_dir: str | Path, title: str, section: str,
+                          figures: list[tuple[str, str, bytes | None]],
+                          markdown: list[str] = (), html_parts: list[str] = ()) -> dict:
+    """The report of a pipeline run (every stage with a log under ``out_dir/stages``) plus one
+    method section: ``figures`` as ``(file name, title, png)`` (None: skipped), with extra
+    Markdown lines / HTML fragments before them."""
+    out = Path(out_dir)
+    runs = sorted(p for p in (out / "stages").glob("*") if (p / "metrics.jsonl").exists())
+    rep = write_report(runs, out_dir=out, title=title)
+    md, h = ["", f"## {section}", "", *markdown], [f"<h2>{html.escape(section)}</h2>",
+                                                   *html_parts]
+    for name, fig_title, png in figures:
+        if png is None:
+            continue
+        (out / name).write_bytes(png)
+        md += [f"![{fig_title}]({name})", ""]
+        h.append(f"<figure><img alt='{html.escape(fig_title)}' src='data:image/png;base64,"
+                 f"{base64.b64encode(png).decode()}'><figcaption>{html.escape(fig_title)}"
+                 "</figcaption></figure>")
+        rep["figures"].append(name)
+    rep["markdown"].write_text(rep["markdown"].read_text() + "\n".join(md) + "\n")
+    text = rep["html"].read_text()
+    rep["html"].write_text(text.replace("</body></html>", "\n".join(h) + "\n</body></html>"))
+    return rep

@@ -83,6 +83,20 @@ def write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def finish_pipeline(out: Path, summary: dict, report) -> dict:
+    """The end of a pipeline command: ``metrics.json``, then its report (``report(out,
+    summary)``), which never breaks a finished run (one warning line if it fails)."""
+    write_json(Path(out) / "metrics.json", summary)
+    try:
+        report(out, summary)
+    except Exception as e:  # noqa: BLE001 - e.g. matplotlib missing
+        from ..report.common import log
+
+        log.warning("report for %s not written: %s: %s", out, type(e).__name__,
+                    (str(e).splitlines() or [""])[0])
+    return summary
+
+
 def run_training(objective, task: Task, train: Encoded, dev: Encoded, cfg, resume: bool,
                  accelerator, t0: float, extra: dict | None = None,
                  evaluate=None) -> dict:

@@ -7,23 +7,15 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
+from conftest import make_tiny_mlm
 from lmdistill.augment.cbert import CBERT
 from lmdistill.cli import main as cli_main
 
 
 @pytest.fixture(scope="module")
 def mlm(tiny_bert, tmp_path_factory):
-    from transformers import BertForMaskedLM
-
-    from lmdistill.models import hub
-
-    d = tmp_path_factory.mktemp("cbert-mlm")
-    torch.manual_seed(5)
-    BertForMaskedLM.from_pretrained(str(tiny_bert)).save_pretrained(d)
-    hub.load_tokenizer(str(tiny_bert)).save_pretrained(d)
-    return d
+    return make_tiny_mlm(tiny_bert, tmp_path_factory.mktemp("cbert-mlm"), seed=5)
 
 
 def test_cbert_outputs_in_vocabulary_deterministic_and_aligned(mlm):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
+from conftest import make_tiny_mlm
 from lmdistill import api
 from lmdistill import config as C
 from lmdistill.cli import main as cli_main
@@ -15,15 +15,7 @@ from lmdistill.cli import main as cli_main
 
 @pytest.fixture(scope="module")
 def mlm(tiny_bert, tmp_path_factory):
-    from transformers import BertForMaskedLM
-
-    from lmdistill.models import hub
-
-    d = tmp_path_factory.mktemp("l2a-mlm")
-    torch.manual_seed(7)
-    BertForMaskedLM.from_pretrained(str(tiny_bert)).save_pretrained(d)
-    hub.load_tokenizer(str(tiny_bert)).save_pretrained(d)
-    return d
+    return make_tiny_mlm(tiny_bert, tmp_path_factory.mktemp("l2a-mlm"), seed=7)
 
 
 def _cfg(tmp_path, tiny_bert, mlm, **kw):

@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import make_tiny_mlm
 from lmdistill import api
 from lmdistill import config as C
 from lmdistill.cli import main as cli_main
@@ -28,15 +29,7 @@ TRAIN = {"train.batch_size": 16, "train.progress": False, "train.num_threads": 1
 @pytest.fixture(scope="module")
 def hub_mlm(tiny_bert, tmp_path_factory):
     """A 'real hub MLM': a BertForMaskedLM with its own (random) head, saved locally."""
-    from transformers import BertForMaskedLM
-
-    from lmdistill.models import hub
-
-    d = tmp_path_factory.mktemp("hub-mlm")
-    torch.manual_seed(3)
-    BertForMaskedLM.from_pretrained(str(tiny_bert)).save_pretrained(d)
-    hub.load_tokenizer(str(tiny_bert)).save_pretrained(d)
-    return d
+    return make_tiny_mlm(tiny_bert, tmp_path_factory.mktemp("hub-mlm"), seed=3)
 
 
 @pytest.fixture(scope="module")

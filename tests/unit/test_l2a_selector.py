@@ -65,3 +65,23 @@ def test_candidate_features_by_hand():
     assert f[:, 2].tolist() == pytest.approx([0.0, kl1], abs=1e-6)
     assert f[:, 3].tolist() == pytest.approx([1.0, 1 / math.sqrt(2)])
     assert f[:, 4].tolist() == [0.0, 1.0]
+
+
+def test_selector_state_carries_over_between_rounds(tmp_path):
+    from lmdistill.methods.l2a.run import _load_selector, _save_selector
+
+    x = torch.tensor([[1.0, 0.0], [0.5, 1.0], [-1.0, 2.0]])
+    a = torch.tensor([1.0, 0.0, 1.0])
+    straight = Selector(2, lr=0.1)
+    straight.probs(x, update_stats=True)
+    for r in (1.0, 0.0, 2.0):
+        straight.update(x, a, r)
+    first = Selector(2, lr=0.1)
+    first.probs(x, update_stats=True)
+    first.update(x, a, 1.0)
+    _save_selector(first, tmp_path / "s.json")
+    resumed = Selector(2, lr=0.1)  # the next round: a fresh object, loaded
+    _load_selector(resumed, tmp_path / "s.json")
+    for r in (0.0, 2.0):
+        resumed.update(x, a, r)
+    torch.testing.assert_close(resumed.probs(x).detach(), straight.probs(x).detach())

@@ -38,6 +38,7 @@ from ...losses import hard_ce_loss, soft_kd_loss
 from ...models.adabert import (AdaBertForSequenceClassification, derive, edges_of,
                                masked_mean_max)
 from ...train.loop import make_optimizer
+from .probes import layer_weights
 
 PROBE_ROW = "probe_row"
 
@@ -85,7 +86,7 @@ class AdaBertObjective(nn.Module):
             final = self.model.classifier(self.model.dropout(feats[k - 1]))
             ce = hard_ce_loss(final, labels, w) if labels is not None else final.sum() * 0
             js = [teacher_layer(m, k, self.n_layers) for m in range(1, k + 1)]
-            lw = (-torch.tensor([self.probe_loss[j] for j in js])).softmax(0)
+            lw = layer_weights(self.probe_loss, js)
             kd = 0.0
             for m, (j, a) in enumerate(zip(js, lw.tolist()), start=1):
                 s = final if m == k else self.aux[m - 1](self.model.dropout(feats[m - 1]))

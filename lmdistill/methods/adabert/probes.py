@@ -55,7 +55,7 @@ def probe_logits(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Ten
 
 def probe_losses(logits: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per layer: mean cross-entropy and accuracy of the probes on gold labels."""
-    J, C = logits.shape[1], logits.shape[2]
+    J = logits.shape[1]
     ce = F.cross_entropy(logits.permute(0, 2, 1), y[:, None].expand(-1, J).long(),
                          reduction="none").mean(0)
     acc = (logits.argmax(-1) == y[:, None]).float().mean(0)

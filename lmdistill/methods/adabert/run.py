@@ -137,11 +137,9 @@ def search(cfg: C.SearchConfig, resume: bool = False) -> dict:
         scfg = cfg.model_copy(update={"output_dir": str(ctx.dir)})
         res = runner.run_training(obj, task, fit, dev, scfg, ctx.resume, accelerator, t0,
                                   {"params_supernet": count_params(model)})
+        obj.save_pretrained(ctx.dir)  # the final architecture (and its distribution)
         geno = obj.genotype()
         (out / "architecture.json").write_text(json.dumps(geno, indent=1))
-        (ctx.dir / "arch_probs.json").write_text(json.dumps({
-            "ops": list(s.ops), "op_probs": obj.op_logits.detach().softmax(-1).tolist(),
-            "depth_probs": obj.depth_logits.detach().softmax(0).tolist()}, indent=1))
         return {**res, "genotype": geno, "cost_kind": costs["kind"]}
 
     def retrain_stage(ctx):
@@ -181,11 +179,6 @@ def search(cfg: C.SearchConfig, resume: bool = False) -> dict:
         summary["search"] = {k: results["search"][k] for k in
                              ("accuracy", "steps", "train_seconds", "params_supernet")
                              if k in results["search"]}
-    runner.write_json(out / "metrics.json", summary)
-    try:
-        from ...report.adabert import write_search_report
+    from ...report.adabert import write_search_report
 
-        write_search_report(out)
-    except ImportError:
-        pass
-    return summary
+    return runner.finish_pipeline(out, summary, lambda o, _: write_search_report(o))

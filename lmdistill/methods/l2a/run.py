@@ -54,10 +54,15 @@ def _logits(model_dir: str, texts, max_length: int):
 
 
 def _save_selector(sel: Selector, path: Path) -> None:
+    """The policy, its feature statistics, baseline and optimizer moments (so the next round
+    continues the same REINFORCE run rather than restarting Adam)."""
+    opt = sel.opt.state_dict()
     path.write_text(json.dumps({
         "weight": sel.linear.weight.detach().tolist(), "bias": sel.linear.bias.detach().tolist(),
         "mean": sel.mean.tolist(), "var": sel.var.tolist(), "seen": sel.seen,
-        "baseline": sel.baseline, "opt": None}))
+        "baseline": sel.baseline,
+        "opt_state": {str(k): {n: (v.tolist() if torch.is_tensor(v) else v)
+                               for n, v in st.items()} for k, st in opt["state"].items()}}))
 
 
 def _load_selector(sel: Selector, path: Path) -> None:
@@ -67,6 +72,10 @@ def _load_selector(sel: Selector, path: Path) -> None:
         sel.linear.bias.copy_(torch.tensor(d["bias"]))
     sel.mean, sel.var = torch.tensor(d["mean"]), torch.tensor(d["var"])
     sel.seen, sel.baseline = d["seen"], d["baseline"]
+    opt = sel.opt.state_dict()
+    opt["state"] = {int(k): {n: torch.tensor(v) for n, v in st.items()}
+                    for k, st in d["opt_state"].items()}
+    sel.opt.load_state_dict(opt)
 
 
 def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
@@ -97,6 +106,8 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
     reward_rows = [e for i, e in enumerate(rows) if i in held]
     src_rows = source.load(cfg.data.train_split, limit=s.source_limit, seed=cfg.train.seed)
     primary = target.primary_metric
+
+    state: dict = {}
 
     def teacher_stage(ctx):
         from ..finetune import SupervisedObjective
@@ -142,9 +153,11 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
             t_logits, t_model, enc = _logits(teacher_ref(ctx), texts, cfg.data.max_length)
             s_logits, _, _ = _logits(prev["model"], texts, cfg.data.max_length)
             emb = pooled_hidden_states(t_model, enc, layers=[-1])[:, 0]
-            tok = hub.load_tokenizer(teacher_ref(ctx))
-            centroid = pooled_hidden_states(t_model, encode(fit, tok, cfg.data.max_length),
-                                            layers=[-1])[:, 0].mean(0)
+            if "centroid" not in state:  # the target rows' mean embedding: once per run
+                tok = hub.load_tokenizer(teacher_ref(ctx))
+                state["centroid"] = pooled_hidden_states(
+                    t_model, encode(fit, tok, cfg.data.max_length), layers=[-1])[:, 0].mean(0)
+            centroid = state["centroid"]
             feats = candidate_features(t_logits, s_logits, emb, centroid,
                                        torch.tensor([c.origin == "source" for c in cands]))
             actions = sel.act(feats)
@@ -174,14 +187,9 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
                "target_rows": len(fit), "reward_rows": len(reward_rows),
                "final": final, "rounds": curve, "model_dir": last["model"],
                "wall_seconds": round(time.time() - t0, 1)}
-    runner.write_json(out / "metrics.json", summary)
-    try:
-        from ...report.l2a import write_l2a_report
+    from ...report.l2a import write_l2a_report
 
-        write_l2a_report(out, summary)
-    except ImportError:
-        pass
-    return summary
+    return runner.finish_pipeline(out, summary, write_l2a_report)
 
 
 def api_evaluate(model_dir: str, cfg: C.L2AConfig) -> dict:

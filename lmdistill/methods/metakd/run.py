@@ -51,11 +51,21 @@ def _short(name: str) -> str:
     return name.split("-", 1)[1] if name.startswith("amazon-") else name
 
 
+def with_domain_targets(reps: torch.Tensor, num_domains: int, weight: float):
+    """An ``objective_factory`` for ``distill``: a :class:`MetaKDObjective` with the
+    meta-teacher's domain representations of the training rows."""
+    def factory(*a, **kw):
+        o = MetaKDObjective(*a, **kw)
+        o.set_domain_targets(reps, num_domains, weight)
+        return o
+    return factory
+
+
 def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
     """Run Meta-KD and the baselines of ``cfg``; returns the per-domain table."""
     from accelerate.utils import set_seed
 
-    from ..finetune import SupervisedObjective
+    from ..finetune import SupervisedObjective, model_inputs
     from ..kd.run import distill
 
     t0 = time.time()
@@ -190,6 +200,8 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
         exs = [_with(full[d][i], **{ROW: r}) for r, (d, i) in enumerate(rows)]
         if method != "metakd":
             return exs
+        if ("weights", target) in state:  # stage 2 reuses stage 1's (same teacher, same rows)
+            return [_with(e, weight=w) for e, w in zip(exs, state[("weights", target)])]
         # Meta-KD's instance weights: prototype score (over the teacher's group) and the
         # meta-teacher's probability of the gold label
         group = group_rows(None if shared else target)
@@ -200,13 +212,12 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
         t = torch.stack([t_all[where[r]] for r in rows]).clamp(min=0)
         tm = hub.load_classifier(teacher).to(accelerator.device).eval()
         enc = encode(exs, tokenizer, cfg.data.max_length)
-        logits = predict(lambda b: tm(**{k: b[k] for k in ("input_ids", "attention_mask",
-                                                            "token_type_ids") if k in b}).logits,
-                         enc, cfg.train.eval_batch_size, accelerator)
+        logits = predict(lambda b: tm(**model_inputs(b)).logits, enc,
+                         cfg.train.eval_batch_size, accelerator)
         p = torch.from_numpy(logits).float().softmax(-1)
         gold = p[torch.arange(len(exs)), torch.tensor([e.label for e in exs])]
-        w = instance_weights(t, gold)
-        return [_with(e, weight=float(x)) for e, x in zip(exs, w)]
+        state[("weights", target)] = instance_weights(t, gold).tolist()
+        return [_with(e, weight=w) for e, w in zip(exs, state[("weights", target)])]
 
     def domain_targets(teacher: str, exs: list[Example]) -> torch.Tensor:
         tm = hub.load_classifier(teacher).to(accelerator.device)
@@ -239,14 +250,9 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
             dcfg = C.DistillConfig(output_dir=str(ctx.dir), data=task_cfg, student=student,
                                    kd=kd, train=tr, teacher=C.TeacherConfig(
                                        name=teacher, cache=stage == 2))
-            factory = None
-            if method == "metakd" and stage == 1:
-                reps = domain_targets(teacher, exs)
-
-                def factory(*a, **kw):  # noqa: F811
-                    o = MetaKDObjective(*a, **kw)
-                    o.set_domain_targets(reps, len(s.domains), s.domain_weight)
-                    return o
+            factory = (with_domain_targets(domain_targets(teacher, exs), len(s.domains),
+                                           s.domain_weight)
+                       if method == "metakd" and stage == 1 else None)
             res = distill(dcfg, resume=ctx.resume, train_examples=exs,
                           objective_factory=factory)
             return {**res, "model": str(ctx.dir / "model"), "teacher": teacher}
@@ -288,11 +294,6 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
                             if k.split("-")[0] in ("meta", "mixed", "multitask", "single")
                             and not k.endswith(("-s1", "-s2"))},
                "wall_seconds": round(time.time() - t0, 1)}
-    runner.write_json(out / "metrics.json", summary)
-    try:
-        from ...report.metakd import write_metakd_report
+    from ...report.metakd import write_metakd_report
 
-        write_metakd_report(out, summary)
-    except ImportError:
-        pass
-    return summary
+    return runner.finish_pipeline(out, summary, write_metakd_report)
