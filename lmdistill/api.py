@@ -48,7 +48,7 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
     dev = load_encoded(task, cfg.data.eval_split, tokenizer, cfg.data.max_length,
                        cfg.data.eval_limit)  # eval subsets use a fixed seed: comparable runs
     model = hub.load_classifier(cfg.model.name, task.num_labels, task.label_names,
-                                cfg.model.trust_remote_code)
+                                cfg.model.trust_remote_code, new_head=cfg.model.new_head)
     check_tokenizer(model, tokenizer, cfg.model.name)
     if cfg.model.freeze_encoder:  # a linear probe / head-only training
         for p in getattr(model, model.base_model_prefix).parameters():

@@ -54,6 +54,8 @@ class ModelConfig(Strict):
     trust_remote_code: bool = False
     freeze_encoder: bool = Field(False, description="train only the head (for an MLM: the "
                                                     "prediction head on a frozen encoder)")
+    new_head: bool = Field(False, description="drop a saved classifier's head and start a "
+                                              "fresh one (a model trained on another task)")
 
 
 class TrainConfig(Strict):
@@ -120,6 +122,9 @@ class StudentConfig(Strict):
     heads: int | None = None
     intermediate: int | None = None
     init: Literal["teacher", "random"] = "teacher"
+    head_init: Literal["teacher", "random"] = Field(
+        "teacher", description="a student whose base has no head for the task starts from "
+                               "the teacher's head (pooler + classifier) where shapes match")
     num_unique: int = 1
     lstm_hidden: int = 300
     mlp_hidden: int = 400
@@ -140,6 +145,8 @@ class KDConfig(Strict):
     relation_heads: int = 12
     logit_loss: bool = Field(True, description="false: only the intermediate-layer terms "
                                                "(e.g. a first stage of layer matching)")
+    reference: str | None = Field(None, description="a finished no-KD run (its directory): "
+                                                    "the report compares the student with it")
 
 
 class DistillConfig(Strict):

@@ -187,6 +187,47 @@ def _cikm(root: Path) -> Task:
     return Task("cikm", names, ["accuracy", "f1"], True, list(loaders), _doc(_cikm), loaders)
 
 
+_WIC = ["different", "same"]
+
+
+def _load_wic(d: Path, split: str) -> list[_Row]:
+    data = [line for _, line in read_lines(d / split / f"{split}.data.txt")]
+    gold = [line.strip() for _, line in read_lines(d / split / f"{split}.gold.txt")]
+    if len(data) != len(gold):
+        raise DataError(f"WiC {split}: {len(data)} rows but {len(gold)} gold labels")
+    rows: list[_Row] = []
+    for n, (line, g) in enumerate(zip(data, gold), 1):
+        cols = line.split("\t")
+        if len(cols) != 5 or g not in ("T", "F"):
+            raise DataError(f"WiC {split}.data.txt line {n}: expected lemma, pos, i-j, "
+                            f"sentence 1, sentence 2 and a T/F label")
+        idx = [int(x) for x in cols[2].split("-")]
+        rows.append((_mark_word(cols[3], idx[0]), _mark_word(cols[4], idx[1]),
+                     int(g == "T")))
+    return rows
+
+
+def _mark_word(sentence: str, i: int) -> str:
+    """The target word in quotes, as the gloss task marks it (``lmdistill.data.gloss``)."""
+    words = sentence.split(" ")
+    words[i] = f'" {words[i]} "'
+    return " ".join(words)
+
+
+def _wic(root: Path) -> Task:
+    """WiC word-in-context (Pilehvar & Camacho-Collados 2019): does the target word have the
+    same sense in both sentences?
+
+    Source: ``wic/{train,dev,test}/<split>.data.txt`` (lemma, POS, word indices ``i-j``,
+    sentence 1, sentence 2; tokenized) + ``<split>.gold.txt`` (T/F). The pair is the two
+    sentences with the target word in quotes (the same marking as the gloss task), label
+    0=different 1=same. Splits: train 5,428, dev 638, test 1,400 (balanced). Metric: accuracy.
+    """
+    d = root / "wic"
+    loaders = {s: partial(_load_wic, d, s) for s in ("train", "dev", "test")}
+    return Task("wic", _WIC, ["accuracy"], True, list(loaders), _doc(_wic), loaders)
+
+
 _CLINC_SPLITS = {"train": "train", "dev": "val", "test": "test"}
 
 

@@ -15,7 +15,7 @@ from lmdistill.errors import DataError
 from .tasks_common import AMAZON_DOMAINS, ENV_VAR
 from .task import Task
 from .builtin import (_amazon, _cikm, _clinc, _clinc_oos, _cola, _mrpc, _qnli, _rt, _rte,
-                      _sst2, _stsb)
+                      _sst2, _stsb, _wic)
 from .generic import _EXT_FORMATS, _GENERIC_OPTIONS, generic_task
 
 
@@ -29,6 +29,7 @@ _REGISTRY: dict[str, Callable[[Path], Task]] = {
     "rt": _rt,
     **{f"amazon-{d}": partial(_amazon, d) for d in AMAZON_DOMAINS},
     "cikm": _cikm,
+    "wic": _wic,
     "clinc150": _clinc,
     "clinc150-oos": _clinc_oos,
     "gloss": lambda d: __import__("lmdistill.data.gloss", fromlist=["gloss_task"]).gloss_task(d),

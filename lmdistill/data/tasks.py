@@ -11,7 +11,7 @@ Data directory
 
 Registered tasks (see each builder's docstring, also available as ``Task.description``)
     ``sst2 cola mrpc rte stsb qnli rt amazon-{books,dvd,electronics,kitchen,airline} cikm
-    clinc150 clinc150-oos``. Tasks without an official split (``rt``, ``cikm``) use a fixed,
+    clinc150 clinc150-oos wic``. Tasks without an official split (``rt``, ``cikm``) use a fixed,
     seeded 80/10/10 shuffle so every run and every machine sees the same split.
 
 Local files

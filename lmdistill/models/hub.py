@@ -106,11 +106,13 @@ def load_classifier(
     label_names: list[str] | None = None,
     trust_remote_code: bool = False,
     quantized: bool = True,
+    new_head: bool = False,
 ):
     """A sequence classification (num_labels>1) or regression (num_labels==1) model.
 
     A fresh head is added on top of an encoder-only checkpoint; a saved classifier is loaded
-    with its head. A folder written by ``lmdistill quantize`` comes back quantized (unless
+    with its head, unless ``new_head``: then its encoder is kept and the head is new (a model
+    trained on one task, fine-tuned on another with a different label set). A folder written by ``lmdistill quantize`` comes back quantized (unless
     ``quantized=False``); an ONNX folder comes back as an ONNX Runtime session. Custom lmdistill students (their own config classes) load here too.
     """
     from transformers import AutoModelForSequenceClassification
@@ -125,6 +127,9 @@ def load_classifier(
         _check_labels(ref, model.config, num_labels)
         return model
     config = load_config(ref, trust_remote_code)
+    if new_head and any(a.endswith("ForSequenceClassification")
+                        for a in config.architectures or []):
+        return _with_new_head(ref, path, config, num_labels, label_names, trust_remote_code)
     kwargs: dict = {}
     if num_labels is not None:
         _check_labels(ref, config, num_labels)
@@ -152,6 +157,30 @@ def save_model(model, out_dir, tokenizer=None) -> None:
         tokenizer.save_pretrained(out_dir)
 
 
+def _with_new_head(ref, path, config, num_labels, label_names, trust_remote_code):
+    """The saved classifier's encoder (``base_model_prefix``: embeddings, layers, pooler)
+    under a freshly initialised head for ``num_labels``."""
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        old = AutoModelForSequenceClassification.from_pretrained(
+            path, trust_remote_code=trust_remote_code)
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"cannot load model '{ref}': {_one_line(e)}") from e
+    prefix = old.base_model_prefix
+    if not prefix or not hasattr(old, prefix):
+        raise ModelError(f"model '{ref}' has no separable encoder: new_head is not possible")
+    n = num_labels or config.num_labels
+    names = label_names or [f"LABEL_{i}" for i in range(n)]
+    config.num_labels = n
+    config.id2label, config.label2id = dict(enumerate(names)), {m: i for i, m in enumerate(names)}
+    config.problem_type = "regression" if n == 1 else None
+    model = AutoModelForSequenceClassification.from_config(config,
+                                                           trust_remote_code=trust_remote_code)
+    getattr(model, prefix).load_state_dict(getattr(old, prefix).state_dict())
+    return model.eval()
+
+
 def _check_labels(ref: str, config, num_labels: int | None) -> None:
     if num_labels is None:
         return
@@ -159,7 +188,7 @@ def _check_labels(ref: str, config, num_labels: int | None) -> None:
     has_head = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
     if has_head and saved != num_labels:
         raise ModelError(f"model '{ref}' has a {saved}-label head but the task has "
-                         f"{num_labels} labels")
+                         f"{num_labels} labels (model.new_head=true starts a fresh head)")
 
 
 def _one_line(e: BaseException) -> str:

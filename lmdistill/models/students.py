@@ -74,6 +74,21 @@ def _copy_matching(student: nn.Module, teacher_sd: dict, layer_map: dict[int, in
     return {"copied": copied, "not_copied": skipped}
 
 
+def copy_head(student: nn.Module, teacher: nn.Module) -> list[str]:
+    """Initialise the student's task head from the teacher's: every tensor outside the encoder
+    (``base_model_prefix``: the classifier) and the encoder's pooler, all or nothing: only when
+    each of them has the same name and shape in the teacher. For a student whose base model had
+    no head for this task; returns the names copied (none when widths or label counts differ)."""
+    prefix = getattr(student, "base_model_prefix", "")
+    s_sd, t_sd = student.state_dict(), teacher.state_dict()
+    names = [k for k in s_sd if not prefix or not k.startswith(prefix + ".") or ".pooler." in k]
+    if not all(k in t_sd and t_sd[k].shape == s_sd[k].shape for k in names):
+        return []
+    if names:
+        student.load_state_dict({**s_sd, **{k: t_sd[k].detach().clone() for k in names}})
+    return names
+
+
 def layer_subset(teacher: PreTrainedModel, layers: list[int]) -> PreTrainedModel:
     """A student made of the teacher's embeddings, the given layers (0-based) and its head."""
     n = num_layers(teacher.config)

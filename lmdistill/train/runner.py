@@ -99,18 +99,20 @@ def finish_pipeline(out: Path, summary: dict, report) -> dict:
 
 def run_training(objective, task: Task, train: Encoded, dev: Encoded, cfg, resume: bool,
                  accelerator, t0: float, extra: dict | None = None,
-                 evaluate=None) -> dict:
+                 evaluate=None, extra_eval=None) -> dict:
     """The shared tail of every training command: the one loop with the standard callbacks,
     evaluation on ``dev`` by the task metric (or by ``evaluate(trainer) -> metrics``, e.g.
     held-out masked-token accuracy; ``task`` then only needs ``name`` and
-    ``primary_metric``), ``metrics.json`` and the report."""
+    ``primary_metric``), ``metrics.json`` and the report. ``extra_eval(logits) -> metrics``
+    adds figures computed from the same dev predictions (e.g. agreement with the teacher)."""
     out = Path(cfg.output_dir)
 
     def default_evaluate(trainer: Trainer) -> dict:
         trainer.model.eval()
         logits = predict(trainer.unwrapped.predict, dev, cfg.train.eval_batch_size,
                          trainer.accelerator)
-        return task_metrics(task, logits, dev)
+        metrics = task_metrics(task, logits, dev)
+        return {**metrics, **extra_eval(logits)} if extra_eval else metrics
 
     evaluate = evaluate or default_evaluate
 

@@ -248,7 +248,9 @@ def test_teacher_fn_with_another_tokenizer(tiny_bert, tmp_path):
     res = distill(dcfg(None, run, **{"student.base": str(tiny_bert)}), teacher_fn=teacher_fn)
     assert res["teachers"] == ["callable0"] and res["teacher_cache"] == [None]
     assert res["teacher_params"] is None
-    assert sorted(set(seen)) == sorted({e.text_a for e in rows})  # raw text, every row
+    dev = {e.text_a for e in get_task("sst2").load("dev", limit=EVAL_LIMIT)}
+    # raw text, every training row, and the eval rows once (the teacher's dev diagnosis)
+    assert sorted(set(seen)) == sorted({e.text_a for e in rows} | dev)
     assert len(wtok) < 5000  # a vocabulary of its own, not BERT's
     reevaluates_exactly(run, res)
     with pytest.raises(ConfigError, match="exactly one HF teacher"):
@@ -270,7 +272,9 @@ def test_callable_teacher_is_called_once_per_text_across_epochs_and_runs(tiny_be
     over = {"student.base": str(tiny_bert), "train.epochs": 2}
     res = distill(dcfg(None, tmp_path / "a", **over), teacher_fn=teacher_fn,
                   teacher_ids=["word-teacher-v1"])
-    assert sorted(calls) == sorted({e.text_a for e in rows})  # once per text, two epochs
+    dev = {e.text_a for e in get_task("sst2").load("dev", limit=EVAL_LIMIT)}
+    # once per text over two epochs: the training rows and the eval rows (the diagnosis)
+    assert sorted(calls) == sorted({e.text_a for e in rows} | dev)
     assert res["teacher_cache"] == [0]  # nothing was cached before
     calls.clear()
     res2 = distill(dcfg(None, tmp_path / "b", **over), teacher_fn=teacher_fn,
@@ -286,13 +290,13 @@ def test_auto_temperature_from_the_teachers_calibration(teacher, tmp_path):
     res = distill(dcfg(teacher, tmp_path / "auto", **{"kd.temperature": "auto"}))
     tau, cal = res["kd_temperature"], res["teacher_calibration"]
     assert 0.5 <= tau <= 10 and cal["rows"] == EVAL_LIMIT
-    assert cal["nll_fit"] <= cal["nll_t1"] + 1e-6  # the fitted τ is no worse than τ = 1
+    assert cal["nll_fit"] <= cal["nll"] + 1e-6  # the fitted τ is no worse than τ = 1
     cfg = yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())
     assert cfg["kd"]["temperature"] == "auto"
     from lmdistill.methods.kd.run import auto_temperature
 
     with pytest.raises(ConfigError, match="regression"):
-        auto_temperature(get_task("stsb"), None, None, None, None, None, "cpu")
+        auto_temperature(get_task("stsb"), None, None)
 
 
 def test_hf_teacher_with_another_tokenizer(tiny_bert, tmp_path):

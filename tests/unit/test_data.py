@@ -38,10 +38,11 @@ EXPECTED_ROWS = {
     ("cikm", "train"): 16_000, ("cikm", "dev"): 2_000, ("cikm", "test"): 2_000,
     ("clinc150", "train"): 15_000, ("clinc150", "dev"): 3_000, ("clinc150", "test"): 4_500,
     ("clinc150-oos", "train"): 15_100, ("clinc150-oos", "dev"): 3_100, ("clinc150-oos", "test"): 5_500,
+    ("wic", "train"): 5_428, ("wic", "dev"): 638, ("wic", "test"): 1_400,
     **{(f"amazon-{d}", s): n for d in AMAZON_DOMAINS for s, n in (("train", 1_700), ("dev", 300), ("all", 2_000))},
 }
 
-PAIR_TASKS = {"mrpc", "rte", "stsb", "qnli", "cikm"}
+PAIR_TASKS = {"mrpc", "rte", "stsb", "qnli", "cikm", "wic"}
 
 
 @pytest.fixture(scope="module")
@@ -445,3 +446,17 @@ def test_error_bad_options(data_dir, tmp_path):
         generic_task(str(f), text_a="s", label="label", regression=True, metrics=["accuracy"])
     with raises("cannot tell the format"):
         generic_task(str(write(tmp_path / "x.dat", "s\n")), text_a="s")
+
+
+def test_wic_marks_the_target_word_in_both_sentences(tasks):
+    """WiC rows carry the target word in quotes (as the gloss task marks it) at the indices the
+    data file gives; labels are balanced T/F."""
+    wic = tasks("wic")
+    assert wic.label_names == ["different", "same"] and wic.is_pair
+    first = wic.load("train")[0]  # carry V 2-1 "You must carry ..." / "Sound carries ..." F
+    assert first.text_a == 'You must " carry " your camping gear .'
+    assert first.text_b == 'Sound " carries " well over water .'
+    assert first.label == 0
+    dev = wic.load("dev")
+    assert sum(e.label for e in dev) == 319
+    assert all(e.text_a.count('"') >= 2 and e.text_b.count('"') >= 2 for e in dev)

@@ -417,3 +417,38 @@ def test_minilm_l6_parameter_counts():
     assert torch.equal(layer(student, 1).attention.self.query.weight,
                        layer(teacher, 2).attention.self.query.weight)
     assert torch.equal(layer(student, 2).output.dense.weight, layer(teacher, 4).output.dense.weight)
+
+
+def test_copy_head_takes_the_teachers_pooler_and_classifier(teacher, teacher_dir):
+    """A student built from a headless base gets the teacher's head (pooler + classifier)
+    where shapes match; its encoder layers stay its own; a narrower student gets nothing."""
+    torch.manual_seed(5)
+    student = S.layer_subset(hub.load_classifier(str(teacher_dir), num_labels=2), [1, 3])
+    before = student.bert.encoder.layer[0].attention.self.query.weight.clone()
+    names = S.copy_head(student, teacher)
+    assert set(names) == {"classifier.weight", "classifier.bias", "bert.pooler.dense.weight",
+                          "bert.pooler.dense.bias"}
+    assert torch.equal(student.classifier.weight, teacher.classifier.weight)
+    assert torch.equal(student.bert.pooler.dense.weight, teacher.bert.pooler.dense.weight)
+    assert torch.equal(student.bert.encoder.layer[0].attention.self.query.weight, before)
+    narrow = S.smaller(teacher, 2, hidden=16, heads=2, intermediate=32, init="random")
+    assert S.copy_head(narrow, teacher) == []
+
+
+def test_new_head_keeps_the_encoder_and_starts_a_fresh_head(teacher, tmp_path):
+    """A saved 2-label classifier fine-tuned on a 1-label (regression) task: refused without
+    ``new_head``; with it the encoder is the saved one and the head is new (also for a task
+    with the same number of labels)."""
+    hub.save_model(teacher, tmp_path / "clf")
+    with pytest.raises(ModelError, match="new_head"):
+        hub.load_classifier(str(tmp_path / "clf"), num_labels=1)
+    torch.manual_seed(9)
+    reg = hub.load_classifier(str(tmp_path / "clf"), num_labels=1, new_head=True)
+    assert reg.classifier.weight.shape == (1, teacher.config.hidden_size)
+    assert reg.config.problem_type == "regression"
+    for (k, a), (k2, b) in zip(reg.bert.state_dict().items(), teacher.bert.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    two = hub.load_classifier(str(tmp_path / "clf"), num_labels=2, label_names=["x", "y"],
+                              new_head=True)
+    assert two.config.id2label == {0: "x", 1: "y"}
+    assert not torch.equal(two.classifier.weight, teacher.classifier.weight)

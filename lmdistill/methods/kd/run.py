@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import torch
 from typing import Callable, Sequence
 
 from ... import config as C
@@ -18,6 +20,7 @@ from ...teachers import (CachedTeacher, CallableTeacher, LogitsFileTeacher, Mult
                          OnlineTeacher, TeacherSignal, default_cache_dir)
 from ...train import runner
 from ...train.loop import make_accelerator
+from .diagnosis import agreement, calibration, read_reference, reliability, run_teacher
 from .objective import KDObjective, needs_of
 
 
@@ -57,13 +60,18 @@ def make_student(cfg: C.StudentConfig, base_ref: str, task_name: str, out_dir: s
             "params_no_emb": S.count_params(student, without_embeddings=True)}
 
 
+def has_head(ref: str) -> bool:
+    """Whether the saved model ``ref`` carries a sequence-classification head."""
+    return any(a.endswith("ForSequenceClassification")
+               for a in hub.load_config(ref).architectures or [])
+
+
 def same_vocab(tok_a, tok_b) -> bool:
     return tok_a.get_vocab() == tok_b.get_vocab()
 
 
 def hf_callable(model, tokenizer, max_length: int, batch_size: int = 64) -> Callable:
     """An HF classifier with its own tokenizer as a ``texts -> logits`` callable."""
-    import torch
 
     model.eval()
 
@@ -211,64 +219,89 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
         signals, cfg.teacher.strategy, cfg.teacher.fixed_weights, task.is_regression,
         cfg.teacher.sharpness)
 
-    temperature, calib = cfg.kd.temperature, {}
+    head = []
+    if cfg.student.head_init == "teacher" and t_models and not has_head(base_ref):
+        head = S.copy_head(student, t_models[0])  # a fresh head would start from noise
+    t_dev = teacher_dev_logits(dev, names[0] if names else None,
+                               t_models[0] if t_models else None, fns[0] if fns else None,
+                               cfg, accelerator.device, ids[0] if ids else None)
+    diag = teacher_diagnosis(task, dev, t_dev)
+    temperature = cfg.kd.temperature
     if temperature == "auto":
-        temperature, calib = auto_temperature(
-            task, dev, names[0] if names else None, t_models[0] if t_models else None,
-            fns[0] if fns else None, cfg, accelerator.device)
+        temperature, fit = auto_temperature(task, dev, t_dev)
+        diag["kd_temperature"] = round(temperature, 4)
+        diag["teacher_calibration"].update(fit)
+    if cfg.kd.reference:
+        diag["nokd_reference"] = read_reference(cfg.kd.reference, task.primary_metric)
     objective = (objective_factory or KDObjective)(
         student, teacher, matches, projections, cfg.kd.alpha, temperature, cfg.kd.beta,
         task.is_regression, cfg.kd.relation_heads, tokenizer, logit_loss=cfg.kd.logit_loss)
     if not cfg.kd.logit_loss and not matches and objective_factory is None:
         raise ConfigError("kd.logit_loss=false leaves no loss: add kd.features")
 
+    def diagnose(logits):  # logged at every evaluation beside the task metric
+        return agreement(logits, t_dev, task.is_regression) if t_dev is not None else {}
+
     return runner.run_training(objective, task, train, dev, cfg, resume, accelerator, t0, {
         "teachers": names + [f"callable{i}" for i in range(len(fns))],
         "student_kind": cfg.student.kind, "student_params": S.count_params(student),
         "student_params_no_emb": S.count_params(student, without_embeddings=True),
         "teacher_params": S.count_params(t_models[0]) if t_models else None,
-        "teacher_cache": [getattr(s, "hit", None) for s in signals], **calib})
+        "head_from_teacher": len(head),
+        "teacher_cache": [getattr(s, "hit", None) for s in signals], **diag},
+        extra_eval=diagnose)
 
 
-def auto_temperature(task, dev, ref: str | None, model, fn, cfg: C.DistillConfig,
-                     device) -> tuple[float, dict]:
-    """``kd.temperature=auto``: temperature scaling of the (first) teacher on the labelled
-    eval rows — the τ whose softmax(logits/τ) has the lowest NLL there, clamped to [0.5, 10] —
-    and the teacher's calibration before and after (NLL, ECE), for the result and the log."""
-    import torch
-
-    from ...teachers import expected_calibration_error, fit_temperature
-
-    if task.is_regression:
-        raise ConfigError("kd.temperature=auto is for classification (regression KD has no τ)")
-    if any(y is None for y in dev.labels):
-        raise ConfigError("kd.temperature=auto needs labelled eval rows")
+def teacher_dev_logits(dev, ref: str | None, model, fn, cfg: C.DistillConfig, device,
+                       ident: str | None = None):
+    """The (first) teacher's logits on the eval rows (None for a logits-file teacher, which
+    has no outputs for them). A named callable is cached per text like its training rows."""
     texts = [t[0] if t[1] is None else t for t in dev.texts]
+    if model is None and fn is not None and ident and cfg.teacher.cache:
+        return CallableTeacher(fn, dev, cfg.teacher.cache_dir or default_cache_dir(), ident,
+                               cfg.teacher.batch_size).table
     if model is not None:
         call = hf_callable(model.to(device), hub.load_tokenizer(ref), cfg.data.max_length,
                            cfg.teacher.batch_size)
     elif fn is not None:
         call = fn
     else:
+        return None
+    return run_teacher(call, texts, cfg.teacher.batch_size)
+
+
+def teacher_diagnosis(task, dev, logits) -> dict:
+    """The teacher's dev metric and (classification) calibration, for the result/report."""
+    if logits is None or any(y is None for y in dev.labels):
+        return {}
+    out = {"teacher_dev": runner.task_metrics(task, logits.numpy(), dev)}
+    if not task.is_regression:
+        out["teacher_calibration"] = calibration(logits, torch.tensor(dev.labels))
+    return out
+
+
+def auto_temperature(task, dev, logits) -> tuple[float, dict]:
+    """``kd.temperature=auto``: temperature scaling of the (first) teacher on the labelled
+    eval rows — the τ whose softmax(logits/τ) has the lowest NLL there, clamped to [0.5, 10] —
+    and the teacher's calibration after it (NLL, ECE), for the result and the log."""
+    from ...teachers import expected_calibration_error, fit_temperature
+
+    if task.is_regression:
+        raise ConfigError("kd.temperature=auto is for classification (regression KD has no τ)")
+    if any(y is None for y in dev.labels):
+        raise ConfigError("kd.temperature=auto needs labelled eval rows")
+    if logits is None:
         raise ConfigError("kd.temperature=auto needs a teacher that can be run on the eval "
                           "rows (an HF teacher or a callable, not only a logits file)")
-    import numpy as np
-
-    bs = cfg.teacher.batch_size
-    logits = torch.cat([torch.as_tensor(np.asarray(call(texts[i: i + bs])), dtype=torch.float32)
-                        for i in range(0, len(texts), bs)])
     y = torch.tensor(dev.labels)
     tau = min(10.0, max(0.5, fit_temperature(logits, y)))
-    nll = torch.nn.functional.cross_entropy
-    calib = {"kd_temperature": round(tau, 4), "teacher_calibration": {
-        "nll_t1": float(nll(logits, y)), "nll_fit": float(nll(logits / tau, y)),
-        "ece_t1": expected_calibration_error(logits, y),
-        "ece_fit": expected_calibration_error(logits / tau, y),
-        "mean_top_prob_t1": float(logits.softmax(-1).max(-1).values.mean()),
-        "mean_top_prob_fit": float((logits / tau).softmax(-1).max(-1).values.mean()),
-        "rows": len(y)}}
-    c = calib["teacher_calibration"]
-    print(f"kd.temperature=auto: tau = {tau:.3f} (teacher NLL {c['nll_t1']:.3f} -> "
-          f"{c['nll_fit']:.3f}, ECE {c['ece_t1']:.3f} -> {c['ece_fit']:.3f} on {len(y)} eval "
+    fitted = logits / tau
+    fit = {"nll_fit": float(torch.nn.functional.cross_entropy(fitted, y)),
+           "ece_fit": expected_calibration_error(fitted, y),
+           "mean_top_prob_fit": float(fitted.softmax(-1).max(-1).values.mean()),
+           "reliability_fit": reliability(fitted, y)}
+    c = calibration(logits, y)
+    print(f"kd.temperature=auto: tau = {tau:.3f} (teacher NLL {c['nll']:.3f} -> "
+          f"{fit['nll_fit']:.3f}, ECE {c['ece']:.3f} -> {fit['ece_fit']:.3f} on {len(y)} eval "
           "rows)")
-    return tau, calib
+    return tau, fit

@@ -1,0 +1,88 @@
+"""Did KD help? The figures ``distill`` logs beside the task metric (issue 9):
+
+- the teacher's own dev metric and calibration (ECE, NLL, a reliability table), once;
+- at every evaluation, the student's agreement with the teacher (same argmax) and
+  ``kl_to_teacher`` = mean KL(p_T ‖ p_S) at τ = 1 on the dev rows (regression:
+  ``mse_to_teacher``), so the report shows the student approaching the teacher over training;
+- the no-KD reference (``kd.reference``: a finished run directory, e.g. ``finetune`` of the same
+  student init on the same rows), whose primary metric the report sets against the student's.
+
+With several teachers the diagnosis is against the first one (the mixture has no fixed dev
+prediction under gold weighting, which needs the label).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...errors import ConfigError
+
+
+def run_teacher(call, texts: list, batch_size: int) -> torch.Tensor:
+    """A ``texts -> logits`` callable over ``texts`` in batches, as one float tensor."""
+    return torch.cat([torch.as_tensor(np.asarray(call(texts[i: i + batch_size])),
+                                      dtype=torch.float32)
+                      for i in range(0, len(texts), batch_size)])
+
+
+def reliability(logits: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> list[dict]:
+    """Equal-width confidence bins: mean confidence, accuracy and row count of each
+    non-empty bin (the points of a reliability diagram)."""
+    p = logits.float().softmax(-1)
+    conf, pred = p.max(-1)
+    correct = (pred == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            out.append({"lo": round(float(lo), 3), "hi": round(float(hi), 3),
+                        "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
+                        "rows": int(m.sum())})
+    return out
+
+
+def calibration(logits: torch.Tensor, labels: torch.Tensor) -> dict:
+    """The teacher's calibration on labelled rows: ECE, NLL, mean top probability and the
+    reliability table."""
+    from ...teachers import expected_calibration_error
+
+    return {"ece": expected_calibration_error(logits, labels),
+            "nll": float(torch.nn.functional.cross_entropy(logits, labels)),
+            "mean_top_prob": float(logits.softmax(-1).max(-1).values.mean()),
+            "reliability": reliability(logits, labels), "rows": len(labels)}
+
+
+def agreement(student_logits: np.ndarray, teacher_logits: torch.Tensor,
+              regression: bool) -> dict:
+    """``teacher_agreement`` (share of rows with the teacher's argmax) and ``kl_to_teacher``
+    (mean KL(p_T ‖ p_S), τ = 1); regression: ``mse_to_teacher``."""
+    s = torch.as_tensor(np.asarray(student_logits), dtype=torch.float32)
+    t = teacher_logits.float()
+    if regression:
+        return {"mse_to_teacher": float(((s.reshape(-1) - t.reshape(-1)) ** 2).mean())}
+    log_pt, log_ps = t.log_softmax(-1), s.log_softmax(-1)
+    kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1).mean()
+    return {"teacher_agreement": float((s.argmax(-1) == t.argmax(-1)).float().mean()),
+            "kl_to_teacher": float(kl)}
+
+
+def read_reference(path: str, metric: str) -> dict:
+    """The primary metric of a finished no-KD run (its directory or its ``metrics.json``)."""
+    p = Path(path)
+    f = p / "metrics.json" if p.is_dir() else p
+    if not f.is_file():
+        raise ConfigError(f"kd.reference '{path}': no metrics.json there (give a finished run "
+                          "directory, e.g. a finetune of the same student)")
+    try:
+        rec = json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"kd.reference '{f}' is not valid JSON: {e}") from e
+    if metric not in rec:
+        raise ConfigError(f"kd.reference '{f}' has no '{metric}' (a run on another task?)")
+    return {"path": str(p), "metric": metric, "value": float(rec[metric]),
+            "task": rec.get("task")}
