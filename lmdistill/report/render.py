@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from . import diagnosis as D
 from .common import log
 from .load import (BenchPoint, Run, _batch_sizes, _names, _num, bench_points, load_bench,
                    load_run, pareto_front)
@@ -211,6 +212,10 @@ def write_report(run_dirs: list[str | Path] | str | Path, out_dir: str | Path | 
                           (" (runs overlaid)" if len(runs) > 1 else ""), metrics_figure(runs))
     else:
         metrics_fig = None
+    diag_runs = [r for r in runs if D.has_diagnosis(r)]
+    rel_figs = {r.name: add(f"reliability_{_slug(r.name)}.png",
+                            f"Teacher reliability — {r.name}", D.reliability_figure(r))
+                for r in diag_runs} if have_mpl else {}
 
     pareto, pareto_fig, points, bs = [], None, [], None
     if bench is not None:
@@ -265,6 +270,20 @@ def write_report(run_dirs: list[str | Path] | str | Path, out_dir: str | Path | 
     else:
         H.append('<p class="note">no evaluation records</p>')
         M += ["_no evaluation records_", ""]
+
+    if diag_runs:
+        d_head, d_rows = D.rows(diag_runs)
+        H += ["<h2>Did distillation help?</h2>", '<div class="scroll">',
+              html_table(d_head, d_rows), "</div>"]
+        M += ["## Did distillation help?", "", md_table(d_head, d_rows), ""]
+        for run in diag_runs:
+            v = D.verdict(run)
+            H.append(f"<p><b>{e(run.name)}</b>: {e(v)}.</p>")
+            M += [f"**{run.name}**: {v}.", ""]
+            f = rel_figs.get(run.name)
+            if f:
+                H.append(_figure_html(f))
+                M += [f"![{f.title}]({f.name})", ""]
 
     if bench is not None:
         b_head, b_rows = bench_table(bench, points, pareto)

@@ -80,6 +80,9 @@ def test_logit_kd_brings_the_student_closer_to_the_teacher_than_no_kd(teacher, t
     with_ref = distill(dcfg(teacher, tmp_path / "ref", **{"kd.reference": str(tmp_path / "nokd"),
                                                          "train.max_steps": 1}))
     assert with_ref["nokd_reference"]["value"] == nokd["accuracy"]
+    md = (tmp_path / "ref" / "report.md").read_text()
+    assert "## Did distillation help?" in md and "without KD" in md
+    assert (tmp_path / "ref" / "reliability_ref.png").stat().st_size > 1000
     with pytest.raises(ConfigError, match="no metrics.json"):
         distill(dcfg(teacher, tmp_path / "ref2", **{"kd.reference": str(tmp_path / "nope")}))
 

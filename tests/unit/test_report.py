@@ -234,3 +234,35 @@ def test_auto_report(tmp_path, caplog):
         assert auto_report(tmp_path / "missing") is None
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()
+
+
+def _diag_run(summary, evals=()):
+    from lmdistill.report.load import Run
+
+    return Run(path=Path("."), name="r", config={"kind": "distill", "kd": {"temperature": 2}},
+               evals=[{"type": "eval", "step": i, **e} for i, e in enumerate(evals)],
+               summary=summary)
+
+
+def test_distillation_verdict_and_table():
+    """The diagnosis sets the student against its no-KD reference and its teacher."""
+    from lmdistill.report import diagnosis as D
+
+    evals = [{"accuracy": 0.70, "teacher_agreement": 0.8, "kl_to_teacher": 0.30},
+             {"accuracy": 0.81, "teacher_agreement": 0.9, "kl_to_teacher": 0.12}]
+    run = _diag_run({"accuracy": 0.81, "teacher_agreement": 0.9, "teacher_dev": {
+        "accuracy": 0.90}, "nokd_reference": {"value": 0.80},
+        "teacher_calibration": {"ece": 0.05}}, evals)
+    v = D.verdict(run)
+    assert v.startswith("KD helped: accuracy 0.8100 vs 0.8000 without KD (+0.0100)")
+    assert "90.0% retained" in v
+    head, rows = D.rows([run])
+    row = dict(zip(head, rows[0]))
+    assert row["Δ vs no-KD"] == "+0.0100" and row["KL to teacher (first → last eval)"] == \
+        "0.3000 → 0.1200" and row["τ"] == "2"
+    worse = _diag_run({"accuracy": 0.79, "teacher_dev": {"accuracy": 0.805},
+                       "nokd_reference": {"value": 0.80}}, evals)
+    v = D.verdict(worse)
+    assert "did not help" in v and "(-0.0100)" in v and "less than 2 points" in v
+    assert "no no-KD reference" in D.verdict(_diag_run({"accuracy": 0.8, "teacher_dev": {}},
+                                                       evals))
