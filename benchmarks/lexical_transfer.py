@@ -10,7 +10,8 @@ fresh head (``model.new_head``) on WiC, MRPC, RTE, CoLA, STS-B, SST-2 and CIKM:
 
     .venv/bin/python benchmarks/lexical_transfer.py --students plain --seeds 1 2 3
 
-Same rows, steps, learning rate and seed for every student. Writes
+Same rows, steps, learning rate and seed for every student; SST-2 and CIKM for the first seed
+only (``--big-seeds``). Writes
 ``results/lextransfer_<task>_<student>_s<seed>.json``; rows already there are skipped.
 """
 
@@ -33,6 +34,7 @@ STUDENTS = {"plain": "runs/bench/lextransfer/plain-init",
 #: training rows per task (None: all); SST-2 and CIKM are subsampled to keep a CPU run short
 LIMITS = {"wic": None, "mrpc": None, "rte": None, "cola": None, "stsb": None, "sst2": 8000,
           "cikm": 8000}
+BIG = {"sst2", "cikm"}  # run for the first --big-seeds seeds only (3 seeds: the small tasks)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--students", nargs="+", default=["plain", "lexical"])
@@ -40,6 +42,7 @@ ap.add_argument("--tasks", nargs="+", default=list(LIMITS))
 ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
 ap.add_argument("--epochs", type=float, default=3)
 ap.add_argument("--lr", type=float, default=1e-4)
+ap.add_argument("--big-seeds", type=int, default=1, help="seeds of SST-2 and CIKM")
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--root", default="runs/bench/lextransfer")
 a = ap.parse_args()
@@ -51,6 +54,8 @@ if "plain" in a.students and not (plain / "config.json").exists():
 
 for seed in a.seeds:
     for task in a.tasks:
+        if task in BIG and seed not in a.seeds[: a.big_seeds]:
+            continue
         for student in a.students:
             name = f"lextransfer_{task}_{student}_s{seed}"
             if (RESULTS / f"{name}.json").exists():

@@ -38,6 +38,10 @@ def finetune(cfg: C.FinetuneConfig, resume: bool = False) -> dict:
         from .methods.mlm.run import finetune_mlm
 
         return finetune_mlm(cfg, resume)
+    from .augment.cbert import finetune_conditional, is_cbert_task
+
+    if is_cbert_task(cfg.data.task):  # label-conditional CBERT (an MLM for augmentation)
+        return finetune_conditional(cfg, resume)
     t0 = time.time()
     task = load_task(cfg.data)
     accelerator = make_accelerator(cfg.train.mixed_precision)

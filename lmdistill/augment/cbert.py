@@ -1,12 +1,19 @@
-"""Contextual augmentation with a masked LM (Kobayashi 2018; Wu et al. 2019's CBERT without
-the label conditioning): a share of the words of a sentence is masked and each is replaced by
-a token sampled from the masked LM's top-k predictions for that position (never the original
-token, never a special token or a word-piece continuation), so the new words fit the context.
+"""Contextual augmentation with a masked LM (Kobayashi 2018; Wu et al. 2019's CBERT): a share
+of the words of a sentence is masked and each is replaced by a token sampled from the masked
+LM's top-k predictions for that position (never the original token, never a special token or
+a word-piece continuation), so the new words fit the context.
 
-Any masked LM works: the teachers of ``lmdistill finetune --task mlm:<corpus>``, or a hub MLM.
-Label-conditional CBERT (label embeddings in place of segment embeddings, fine-tuned per task)
-is not implemented: this is the unconditional variant, with the teacher labelling the result.
-Deterministic under the seed (one torch generator per input). Pairs: both sides edited.
+Any masked LM works unconditionally: the teachers of ``lmdistill finetune --task
+mlm:<corpus>``, or a hub MLM. **Label-conditional CBERT** (Wu et al.): ``lmdistill finetune
+--task cbert:<task> --model <mlm>`` (:func:`finetune_conditional`) turns the MLM's segment
+embeddings into label embeddings (one row per label, each started from segment A's row, so
+before training it is the unconditional model) and fine-tunes it with whole-word masking on
+the task's labelled sentences, every token's type id = the sentence's label. Such a model
+(its config carries ``cbert_labels``) is conditioned at augmentation time on each row's gold
+label, so a replacement fits the context *and* the label ("good" is not proposed for a
+negative review as readily). Single-sentence tasks only: the segment embedding carries the
+label. Deterministic under the seed (one torch generator per input). Pairs (unconditional):
+both sides edited.
 """
 
 from __future__ import annotations
@@ -14,9 +21,21 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
+import time
+from pathlib import Path
+
 import torch
 
+from ..errors import ConfigError, DataError
+
 Text = str | tuple[str, str]
+#: the config attribute naming a label-conditional model's labels (type id = label id)
+LABELS_KEY = "cbert_labels"
+PREFIX = "cbert:"
+
+
+def is_cbert_task(name: str | None) -> bool:
+    return bool(name) and name.lower().startswith(PREFIX)
 
 
 class CBERT:
@@ -27,6 +46,8 @@ class CBERT:
 
         self.tok = hub.load_tokenizer(model_ref)
         self.model = load_mlm_model(model_ref).eval()
+        #: label names of a label-conditional model (None: unconditional)
+        self.labels: list[str] | None = getattr(self.model.config, LABELS_KEY, None)
         self.p, self.n_aug, self.topk = p, n_aug, topk
         self.batch_size, self.max_length = batch_size, max_length
         vocab = self.tok.get_vocab()
@@ -59,14 +80,18 @@ class CBERT:
         return out, pos, orig
 
     @torch.inference_mode()
-    def _fill(self, items: list[tuple[list[int], list[int], torch.Generator, list[int]]]):
+    def _fill(self, items: list[tuple[list[int], list[int], torch.Generator, list[int]]],
+              labels: list[int] | None = None):
         n = max(len(ids) for ids, *_ in items)
         x = torch.full((len(items), n), self.tok.pad_token_id)
         mask = torch.zeros_like(x)
         for r, (ids, *_) in enumerate(items):
             x[r, : len(ids)] = torch.tensor(ids)
             mask[r, : len(ids)] = 1
-        logits = self.model(input_ids=x, attention_mask=mask).logits.float()
+        extra = {}
+        if labels is not None:  # every token of a row carries its label as its type id
+            extra["token_type_ids"] = torch.tensor(labels)[:, None].expand(-1, n).contiguous()
+        logits = self.model(input_ids=x, attention_mask=mask, **extra).logits.float()
         out = []
         for r, (ids, pos, gen, orig) in enumerate(items):
             ids = list(ids)
@@ -87,7 +112,20 @@ class CBERT:
         gen = torch.Generator().manual_seed(rng.randrange(2 ** 31))
         return ids, pos, gen, orig
 
-    def __call__(self, texts: Sequence[Text], seed: int = 0) -> list[tuple[int, Text]]:
+    def __call__(self, texts: Sequence[Text], seed: int = 0,
+                 labels: Sequence[int | None] | None = None) -> list[tuple[int, Text]]:
+        """``n_aug`` new versions of every text, as ``(input index, text)``. A
+        label-conditional model needs each text's gold ``labels`` (class ids)."""
+        if self.labels is not None:
+            if labels is None or any(y is None for y in labels):
+                raise ConfigError("this CBERT model is label-conditional: every text needs its "
+                                  "gold label (augment a task's labelled rows)")
+            if any(isinstance(t, tuple) for t in texts):
+                raise ConfigError("label-conditional CBERT is for single-sentence tasks")
+            bad = [y for y in labels if not 0 <= int(y) < len(self.labels)]
+            if bad:
+                raise ConfigError(f"label {bad[0]} is out of range for this CBERT model's "
+                                  f"{len(self.labels)} labels {self.labels}")
         jobs = []  # (input index, aug k, side, text)
         for i, t in enumerate(texts):
             for k in range(self.n_aug):
@@ -98,7 +136,8 @@ class CBERT:
         for b in range(0, len(jobs), self.batch_size):
             chunk = jobs[b: b + self.batch_size]
             plans = [self._plan(x, i, k, seed, s) for i, k, s, x in chunk]
-            for (i, k, s, _), new in zip(chunk, self._fill(plans)):
+            ys = [int(labels[i]) for i, *_ in chunk] if self.labels is not None else None
+            for (i, k, s, _), new in zip(chunk, self._fill(plans, ys)):
                 filled[(i, k, s)] = new
         out = []
         for i, t in enumerate(texts):
@@ -106,3 +145,89 @@ class CBERT:
                 out.append((i, (filled[(i, k, 0)], filled[(i, k, 1)]) if isinstance(t, tuple)
                             else filled[(i, k, 0)]))
         return out
+
+
+def condition_on_labels(model, label_names: list[str]) -> None:
+    """Make an MLM label-conditional: its token-type (segment) embedding gets one row per label,
+    each a copy of segment A's row (the conditional model starts as the unconditional one)."""
+    base = getattr(model, model.base_model_prefix)
+    old = getattr(getattr(base, "embeddings", None), "token_type_embeddings", None)
+    if old is None:
+        raise ConfigError(f"{type(model).__name__} has no segment embeddings to turn into label "
+                          "embeddings (label-conditional CBERT needs a BERT-like MLM)")
+    n = max(2, len(label_names))
+    new = torch.nn.Embedding(n, old.weight.shape[1])
+    with torch.no_grad():
+        new.weight.copy_(old.weight[0].expand(n, -1))
+    base.embeddings.token_type_embeddings = new
+    if hasattr(base.embeddings, "token_type_ids"):  # BERT's buffer of default type ids
+        base.embeddings.token_type_ids.zero_()
+    model.config.type_vocab_size = n
+    setattr(model.config, LABELS_KEY, list(label_names))
+
+
+def encode_labelled(examples, tokenizer, max_length: int):
+    """Sentences as MLM rows: ids, word indices (-1 for specials) and type ids = the label."""
+    from ..data.mlm import MLMEncoded
+
+    ids, types, words = [], [], []
+    for e in examples:
+        if e.text_b is not None:
+            raise ConfigError("label-conditional CBERT is for single-sentence tasks (the "
+                              "segment embedding carries the label)")
+        if e.label is None:
+            raise DataError(f"row {e.idx} has no label: label-conditional CBERT trains on "
+                            "labelled rows")
+        enc = tokenizer(e.text_a, truncation=True, max_length=max_length)
+        ids.append(enc["input_ids"])
+        words.append([-1 if w is None else w for w in enc.word_ids()])
+        types.append([int(e.label)] * len(enc["input_ids"]))
+    out = MLMEncoded(ids, types, [None] * len(ids), [e.idx for e in examples],
+                     [(e.text_a, None) for e in examples], tokenizer.pad_token_id or 0)
+    out.words = words
+    return out
+
+
+def finetune_conditional(cfg, resume: bool = False) -> dict:
+    """``finetune --task cbert:<task> --model <mlm>``: label-conditional CBERT fine-tuning of
+    a masked LM on the task's labelled training rows (eval: masked-token accuracy on its eval
+    split with fixed masks), through the one loop; the saved model feeds
+    ``augment --method cbert --mlm``."""
+    from accelerate.utils import set_seed
+
+    from ..data.mlm import WholeWordMasker
+    from ..data.tasks import get_task
+    from ..methods.mlm.objective import MLMObjective
+    from ..methods.mlm.run import MLMCorpus, _eval_fn, load_mlm_model
+    from ..models import hub
+    from ..models.students import count_params
+    from ..train import runner
+    from ..train.loop import make_accelerator
+
+    t0 = time.time()
+    name = cfg.data.task[len(PREFIX):]
+    task = get_task(name, data_dir=cfg.data.data_dir)
+    if task.is_regression:
+        raise ConfigError(f"task '{name}' is a regression task: CBERT conditions on class labels")
+    accelerator = make_accelerator(cfg.train.mixed_precision)
+    set_seed(cfg.train.seed)
+    tok = hub.load_tokenizer(cfg.model.name, cfg.model.trust_remote_code)
+    train = encode_labelled(task.load(cfg.data.train_split, limit=cfg.data.limit,
+                                      seed=cfg.train.seed), tok, cfg.data.max_length)
+    dev = encode_labelled(task.load(cfg.data.eval_split, limit=cfg.data.eval_limit), tok,
+                          cfg.data.max_length)
+    model = load_mlm_model(cfg.model.name, cfg.model.trust_remote_code)
+    runner.check_tokenizer(model, tok, cfg.model.name)
+    have = getattr(model.config, LABELS_KEY, None)
+    if have is None:
+        condition_on_labels(model, task.label_names)
+    elif list(have) != list(task.label_names):
+        raise ConfigError(f"'{cfg.model.name}' is conditioned on labels {have}, not on task "
+                          f"'{name}''s {task.label_names}")
+    masker = WholeWordMasker(tok, cfg.data.mlm_probability, cfg.data.mlm_seed)
+    obj = MLMObjective(model, masker, tok, cfg.data.mlm_static)
+    return runner.run_training(obj, MLMCorpus(cfg.data.task), train, dev, cfg, resume,
+                               accelerator, t0, {
+                                   "model": cfg.model.name, "params": count_params(model),
+                                   "labels": task.label_names, "train_rows": len(train)},
+                               evaluate=_eval_fn(dev, masker, cfg))

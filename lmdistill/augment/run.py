@@ -55,7 +55,8 @@ def augment(method: str, output: str | Path, task: str | None = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     with open(out, "w") as f:
-        for src, t in aug(texts, seed):
+        conditional = getattr(aug, "labels", None) is not None  # label-conditional CBERT
+        for src, t in (aug(texts, seed, labels) if conditional else aug(texts, seed)):
             a, b = t if isinstance(t, tuple) else (t, None)
             f.write(json.dumps({"text_a": a, "text_b": b, "source": src,
                                 "label": labels[src], "method": method}) + "\n")

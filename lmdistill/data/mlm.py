@@ -234,5 +234,11 @@ class WholeWordMasker:
             ids[r, :len(inp)] = torch.tensor(inp)
             labels[r, :len(lab)] = torch.tensor(lab)
             mask[r, :len(inp)] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels,
-                "index": torch.tensor(indices)}
+        out = {"input_ids": ids, "attention_mask": mask, "labels": labels,
+               "index": torch.tensor(indices)}
+        if enc.token_type_ids is not None:  # e.g. label-conditional CBERT: the label's "segment"
+            types = torch.zeros((len(indices), n), dtype=torch.long)
+            for r, i in enumerate(indices):
+                types[r, :len(enc.token_type_ids[i])] = torch.tensor(enc.token_type_ids[i])
+            out["token_type_ids"] = types
+        return out
