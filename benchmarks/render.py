@@ -487,6 +487,50 @@ def lexical_transfer_section(res: dict) -> list[str]:
     return out
 
 
+KDVS_METRIC = {"sst2": "accuracy", "mrpc": "f1", "cola": "mcc", "stsb": "pearson",
+               "rt": "accuracy", "rte": "accuracy"}
+
+
+def kdvs_section(res: dict) -> list[str]:
+    """Issue 9: KD vs no-KD at matched steps with the defaults, mean ± stdev over seeds."""
+    rows = [r for k, r in res.items() if k.startswith("kdvs_") and "layers" in r]
+    if not rows:
+        return []
+    teachers = {r["task"]: r for k, r in res.items() if k.startswith("kdvs_")
+                and k.endswith("_teacher")}
+    by: dict = {}
+    for r in rows:
+        by.setdefault((r["task"], r["layers"], r["kd"]), []).append(r)
+    kd_any = next((r for r in rows if r["kd"]), {})
+    out = ["## KD vs no-KD with the defaults (matched steps)", "",
+           "Students = teacher-layer subsets of the fine-tuned all-MiniLM-L6-v2 teacher (the "
+           "same saved init for both rows of a cell, head included); no-KD = `finetune` of "
+           "that init; KD = `distill` with the `DistillConfig` defaults (logit KD, α "
+           f"{kd_any.get('alpha')}, τ {kd_any.get('temperature')}, lr 1e-4), the same epochs, "
+           "batch 32, rows and seed. Target: KD above no-KD "
+           "by more than one stdev wherever the teacher is ≥ 2 points above no-KD.", "",
+           "| task | metric | teacher | layers | no-KD | KD | Δ | seeds | teacher − no-KD ≥ 2 "
+           "pts | target | command |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (task, k) in sorted({(t, k) for t, k, _ in by}):
+        m = KDVS_METRIC.get(task, "accuracy")
+        no = [r[m] for r in by.get((task, k, False), [])]
+        kd = [r[m] for r in by.get((task, k, True), [])]
+        if not no or not kd:
+            continue
+        t = teachers.get(task, {}).get(m)
+        mn, mk = statistics.mean(no), statistics.mean(kd)
+        sd = statistics.stdev(kd) if len(kd) > 1 else 0.0
+        sdn = statistics.stdev(no) if len(no) > 1 else 0.0
+        gap = t is not None and t - mn >= 0.02
+        met = ("yes" if mk - mn > max(sd, sdn) else "**no**") if gap else "n/a"
+        cmd = by[(task, k, True)][0]["command"]
+        out.append(f"| {task} | {m} | {'—' if t is None else f'{t:.4f}'} | {k} | {mn:.4f} ± "
+                   f"{sdn:.4f} | {mk:.4f} ± {sd:.4f} | {mk - mn:+.4f} | {len(kd)} | "
+                   f"{'yes' if gap else 'no'} | {met} | `{cmd}` |")
+    out += ["", f"Machine: {machine_line(rows[0])}.", ""]
+    return out
+
+
 def devices_section(res: dict) -> list[str]:
     """Same finetune/distill commands timed on the CPU and on a CUDA GPU, each row naming its
     device; a GPU row only exists where a result recorded a GPU."""
@@ -585,7 +629,7 @@ def main() -> None:
     lines += targets_section(res) + finetune_section(res) + distill_section(res) + multiteacher_section(res)
     lines += compress_section(res) + speed_section(res) + mlm_section(res)
     lines += mlm_downstream_section(res) + adabert_section(res) + metakd_section(res)
-    lines += wsd_section(res) + lexical_transfer_section(res)
+    lines += wsd_section(res) + lexical_transfer_section(res) + kdvs_section(res)
     lines += devices_section(res)
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")

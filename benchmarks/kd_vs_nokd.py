@@ -1,0 +1,81 @@
+"""Issue 9's table: KD vs no-KD at matched steps, with the distillation defaults and no
+per-task tuning, for 2- and 3-layer students (teacher-layer subsets of a fine-tuned
+all-MiniLM-L6-v2) on SST-2, MRPC, CoLA, STS-B and RT, 3 seeds.
+
+Per task: the teacher (``minilm-l6`` fine-tuned, 3 epochs, lr 5e-5; reused if present), then
+per (layers, seed) the student init saved once (``make_student``), ``finetune`` of that init
+(no KD) and ``distill`` from the teacher with the ``DistillConfig`` defaults (only the run
+length, batch size, rows and seed are set here; the KD run gets the no-KD run as
+``kd.reference``, so its report says whether KD helped).
+
+    .venv/bin/python benchmarks/kd_vs_nokd.py --task mrpc --seeds 1 2 3
+
+Writes ``results/kdvs_<task>_s<layers>_<kd|nokd>_s<seed>.json`` (rows already there are
+skipped) and ``results/kdvs_<task>_teacher.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from common import RESULTS, write_result
+
+from lmdistill import api
+from lmdistill import config as C
+from lmdistill.methods.kd.run import distill, make_student
+
+#: training rows per task (None: all): SST-2 is subsampled to keep a CPU run short
+LIMITS = {"sst2": 8000}
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--task", default="mrpc")
+ap.add_argument("--layers", nargs="+", type=int, default=[2, 3])
+ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+ap.add_argument("--epochs", type=float, default=None, help="default: the DistillConfig one")
+ap.add_argument("--teacher-epochs", type=float, default=3)
+ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--root", default="runs/bench/kdvs")
+a = ap.parse_args()
+cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
+root = Path(a.root) / a.task
+common = {"data.task": a.task, "data.limit": LIMITS.get(a.task), "train.batch_size": 32,
+          "train.num_threads": a.threads, "train.progress": False, "train.eval_every": None}
+defaults = C.DistillConfig()
+epochs = a.epochs if a.epochs is not None else defaults.train.epochs
+
+teacher = root / "teacher"
+if not (teacher / "model" / "config.json").exists():
+    res = api.finetune(C.build(C.FinetuneConfig, overrides={
+        **common, "output_dir": str(teacher), "model.name": "minilm-l6", "train.lr": 5e-5,
+        "train.epochs": a.teacher_epochs, "train.seed": 1}), resume=True)
+    write_result(f"kdvs_{a.task}_teacher", {"task": a.task, "epochs": a.teacher_epochs, **res},
+                 cmd)
+
+for seed in a.seeds:
+    for k in a.layers:
+        init = root / f"init-s{k}"
+        if not (init / "config.json").exists():
+            make_student(C.StudentConfig(kind="subset", num_layers=k), str(teacher / "model"),
+                         a.task, init)
+        nokd_dir = root / f"s{k}-nokd-s{seed}"
+        name = f"kdvs_{a.task}_s{k}_nokd_s{seed}"
+        if not (RESULTS / f"{name}.json").exists():
+            res = api.finetune(C.build(C.FinetuneConfig, overrides={
+                **common, "output_dir": str(nokd_dir), "model.name": str(init),
+                "train.lr": defaults.train.lr, "train.epochs": epochs, "train.seed": seed}),
+                resume=True)
+            write_result(name, {"task": a.task, "layers": k, "kd": False, "seed": seed,
+                                **res}, cmd)
+        name = f"kdvs_{a.task}_s{k}_kd_s{seed}"
+        if not (RESULTS / f"{name}.json").exists():
+            res = distill(C.build(C.DistillConfig, overrides={
+                **common, "output_dir": str(root / f"s{k}-kd-s{seed}"),
+                "teacher.name": str(teacher / "model"), "student.kind": "pretrained",
+                "student.base": str(init), "train.epochs": epochs, "train.seed": seed,
+                "kd.reference": str(nokd_dir)}), resume=True)
+            write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
+                                "alpha": defaults.kd.alpha,
+                                "temperature": defaults.kd.temperature, **res}, cmd)
