@@ -142,6 +142,12 @@ def _figure_html(fig: Figure) -> str:
             f"<figcaption>{t}</figcaption></figure>")
 
 
+def _put_figure(H: list[str], M: list[str], f: Figure) -> None:
+    """A figure into both documents (inline in the HTML, a file link in the Markdown)."""
+    H.append(_figure_html(f))
+    M += [f"![{f.title}]({f.name})", ""]
+
+
 def write_report(run_dirs: list[str | Path] | str | Path, out_dir: str | Path | None = None,
                  bench_json: str | Path | None = None, title: str | None = None) -> dict:
     """Write ``report.html`` (self-contained) and ``report.md`` (+ its PNG figures).
@@ -256,8 +262,7 @@ def write_report(run_dirs: list[str | Path] | str | Path, out_dir: str | Path | 
             M += [f"> {run.name}: {n}", ""]
         f = loss_figs.get(run.name)
         if f:
-            H.append(_figure_html(f))
-            M += [f"![{f.title}]({f.name})", ""]
+            _put_figure(H, M, f)
         elif have_mpl:
             H.append('<p class="note">no loss terms to plot</p>')
             M += ["_no loss terms to plot_", ""]
@@ -265,8 +270,7 @@ def write_report(run_dirs: list[str | Path] | str | Path, out_dir: str | Path | 
     H.append("<h2>Dev metrics</h2>")
     M += ["## Dev metrics", ""]
     if metrics_fig:
-        H.append(_figure_html(metrics_fig))
-        M += [f"![{metrics_fig.title}]({metrics_fig.name})", ""]
+        _put_figure(H, M, metrics_fig)
     else:
         H.append('<p class="note">no evaluation records</p>')
         M += ["_no evaluation records_", ""]
@@ -282,8 +286,7 @@ def write_report(run_dirs: list[str | Path] | str | Path, out_dir: str | Path | 
             M += [f"**{run.name}**: {v}.", ""]
             f = rel_figs.get(run.name)
             if f:
-                H.append(_figure_html(f))
-                M += [f"![{f.title}]({f.name})", ""]
+                _put_figure(H, M, f)
 
     if bench is not None:
         b_head, b_rows = bench_table(bench, points, pareto)
@@ -306,8 +309,7 @@ def write_report(run_dirs: list[str | Path] | str | Path, out_dir: str | Path | 
             H.append(f'<p class="note">{e(msg)}</p>')
             M += [f"> {msg}", ""]
         if pareto_fig:
-            H.append(_figure_html(pareto_fig))
-            M += [f"![{pareto_fig.title}]({pareto_fig.name})", ""]
+            _put_figure(H, M, pareto_fig)
 
     H.append("<h2>Configs</h2>")
     for run in runs:
