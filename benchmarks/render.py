@@ -531,6 +531,40 @@ def kdvs_section(res: dict) -> list[str]:
     return out
 
 
+L2A_ROWS = ("teacher", "none", "eda", "cbert", "l2a", "l2a-nosource", "l2a-notarget")
+
+
+def l2a_section(res: dict) -> list[str]:
+    """Issue 14: L2A and its baselines per (setting, target fraction), mean ± stdev."""
+    rows = [r for k, r in res.items() if k.startswith("l2a_")]
+    if not rows:
+        return []
+    by: dict = {}
+    for r in rows:
+        by.setdefault((r["setting"], r["fraction"]), {}).setdefault(r["row"], []).append(r)
+    out = ["## L2A: learning to augment in data-scarce targets", "",
+           "2-layer students distilled from all-MiniLM-L6-v2 fine-tuned on source + the "
+           "available target rows; every row of a setting and seed shares the teacher, the "
+           "target rows and the round-0 student; EDA and CBERT add as many augmented rows as "
+           "L2A kept (`kept`). Target-task dev accuracy, mean ± stdev (seeds).", ""]
+    for (setting, frac), rs in sorted(by.items()):
+        out += [f"**{setting}, {frac:g} of the target's training rows**", "",
+                "| row | accuracy | seeds | kept | command |", "|---|---|---|---|---|"]
+        for name in L2A_ROWS:
+            if name not in rs:
+                continue
+            v = [r["final"]["accuracy"] for r in rs[name]]
+            sd = statistics.stdev(v) if len(v) > 1 else 0.0
+            kept = [r.get("kept_total") for r in rs[name] if r.get("kept_total") is not None]
+            out.append(f"| {name} | {statistics.mean(v):.4f} ± {sd:.4f} | {len(v)} | "
+                       f"{statistics.mean(kept):.0f} | `{rs[name][0]['command']}` |"
+                       if kept else f"| {name} | {statistics.mean(v):.4f} ± {sd:.4f} | "
+                       f"{len(v)} | — | `{rs[name][0]['command']}` |")
+        out.append("")
+    out += [f"Machine: {machine_line(rows[0])}.", ""]
+    return out
+
+
 def devices_section(res: dict) -> list[str]:
     """Same finetune/distill commands timed on the CPU and on a CUDA GPU, each row naming its
     device; a GPU row only exists where a result recorded a GPU."""
@@ -630,6 +664,7 @@ def main() -> None:
     lines += compress_section(res) + speed_section(res) + mlm_section(res)
     lines += mlm_downstream_section(res) + adabert_section(res) + metakd_section(res)
     lines += wsd_section(res) + lexical_transfer_section(res) + kdvs_section(res)
+    lines += l2a_section(res)
     lines += devices_section(res)
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")

@@ -285,6 +285,11 @@ class L2ASettings(Strict):
     source_mix: float = Field(0.5, ge=0, le=1, description="share of chains started from "
                                                            "source samples")
     selector_lr: float = 0.1
+    augmenter: Literal["l2a", "eda", "cbert", "none"] = Field(
+        "l2a", description="l2a: generator + selector rounds; eda / cbert: the baseline, "
+                           "augment_samples augmented rows in one round; none: no augmentation")
+    augment_samples: int | None = Field(None, ge=1, description="eda/cbert: augmented rows "
+                                        "(default rounds x candidates; match L2A's kept_total)")
     teacher_base: str = Field("minilm-l6", description="fine-tuned on source + target rows "
                                                        "when teacher.name is not given")
 

@@ -13,6 +13,11 @@
 
 The final student (the last round's) is evaluated on the target task's eval split; the
 report draws the reward, kept fraction and held-out metric per round.
+
+Baselines in the same pipeline (``l2a.augmenter``): ``eda`` / ``cbert`` replace the rounds by
+one stage that distils the round-0 student on the target rows plus ``augment_samples``
+augmented copies of them (all kept, teacher-labelled); ``none`` stops at round 0 (the student
+without augmentation). Same seed, same rows, same teacher: the rows of one comparison.
 """
 
 from __future__ import annotations
@@ -175,15 +180,40 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
                     "selector": upd, "model": res["model"], "kept_texts": extra}
         return run
 
+    def baseline_stage(ctx):
+        """EDA / CBERT: ``augment_samples`` augmented target rows (no selection), teacher-
+        labelled, the round-0 student distilled on the target rows plus them."""
+        from ...augment.run import make_augmenter
+
+        prev = ctx.results["round-00"]
+        n = s.augment_samples or s.rounds * s.candidates
+        aug = make_augmenter(s.augmenter, cfg.data.data_dir, -(-n // len(fit)), s.mlm)
+        texts = _texts(fit)
+        if getattr(aug, "labels", None) is not None:  # label-conditional CBERT
+            made = aug(texts, cfg.train.seed, [e.label for e in fit])
+        else:
+            made = aug(texts, cfg.train.seed)
+        extra = [t for _, t in random.Random(cfg.train.seed).sample(made, min(n, len(made)))]
+        res = student_run(ctx, prev["model"], extra)
+        return {"round": 1, "metric": res[primary], "reward": res[primary] - prev["metric"],
+                "kept_total": len(extra), "model": res["model"], "augmenter": s.augmenter}
+
     stages = ([] if cfg.teacher.name else [Stage("teacher", teacher_stage)])
-    stages += [Stage(f"round-{r:02d}", round_stage(r)) for r in range(s.rounds + 1)]
+    if s.augmenter == "l2a":
+        names = [f"round-{r:02d}" for r in range(s.rounds + 1)]
+        stages += [Stage(nm, round_stage(r)) for r, nm in enumerate(names)]
+    else:  # a baseline in the same pipeline: the same rows, teacher and round-0 student
+        names = ["round-00"] + ([] if s.augmenter == "none" else [s.augmenter])
+        stages += [Stage("round-00", round_stage(0))]
+        if s.augmenter != "none":
+            stages.append(Stage(s.augmenter, baseline_stage))
     results = Pipeline(stages, out, print if cfg.train.progress else None).run(resume=resume)
-    last = results[f"round-{s.rounds:02d}"]
+    last = results[names[-1]]
     final = api_evaluate(last["model"], cfg)
-    curve = [{k: results[f"round-{r:02d}"].get(k) for k in
-              ("round", "metric", "reward", "kept_fraction", "kept_total")}
-             for r in range(s.rounds + 1)]
+    curve = [{k: results[nm].get(k) for k in
+              ("round", "metric", "reward", "kept_fraction", "kept_total")} for nm in names]
     summary = {"task": target.name, "source": source.name, "primary": primary,
+               "augmenter": s.augmenter, "kept_total": last.get("kept_total", 0),
                "target_rows": len(fit), "reward_rows": len(reward_rows),
                "final": final, "rounds": curve, "model_dir": last["model"],
                "wall_seconds": round(time.time() - t0, 1)}

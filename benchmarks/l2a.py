@@ -1,0 +1,83 @@
+"""L2A (issue 14): learning to augment in data-scarce target domains, next to its baselines at
+matched numbers of augmented rows, all through ``lmdistill l2a`` (one pipeline per row).
+
+Per (setting, target fraction, seed):
+
+1. ``l2a``: the teacher (all-MiniLM-L6-v2 fine-tuned on source + available target rows), the
+   round-0 student, 3 rounds of generator + selector;
+2. with that teacher (same rows, same round-0 student): ``none`` (no augmentation), ``eda``,
+   ``cbert`` (unconditional, the generator's MLM) with as many augmented rows as L2A kept,
+   ``l2a-nosource`` (chains from target rows only) and ``l2a-notarget`` (source rows only);
+3. ``teacher``: the teacher on the target's eval split.
+
+    .venv/bin/python benchmarks/l2a.py --setting rt --fraction 0.01 --seeds 1 2 3
+
+Settings: ``rt`` (SST-2 -> RT), ``kitchen`` (Amazon books -> kitchen). Writes
+``results/l2a_<setting>_f<fraction>_<row>_s<seed>.json``; rows already there are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from common import RESULTS, write_result
+
+from lmdistill import api
+from lmdistill import config as C
+
+SETTINGS = {"rt": ("rt", "sst2", 8000), "kitchen": ("amazon-kitchen", "amazon-books", None)}
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--setting", choices=sorted(SETTINGS), default="rt")
+ap.add_argument("--fraction", type=float, default=0.01)
+ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+ap.add_argument("--mlm", default="runs/bench/mlm/teacher-minilm-full/model",
+                help="masked LM of the generator and of CBERT (benchmarks/mlm_teachers.py)")
+ap.add_argument("--rows", default="l2a,none,eda,cbert,l2a-nosource,l2a-notarget,teacher")
+ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--root", default="runs/bench/l2a")
+a = ap.parse_args()
+cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
+target, source, source_limit = SETTINGS[a.setting]
+want = a.rows.split(",")
+
+
+def run(row: str, seed: int, **over) -> dict:
+    name = f"l2a_{a.setting}_f{a.fraction:g}_{row}_s{seed}"
+    path = RESULTS / f"{name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    cfg = C.build(C.L2AConfig, overrides={
+        "output_dir": f"{a.root}/{a.setting}-f{a.fraction:g}-s{seed}/{row}",
+        "data.task": target, "data.max_length": 128, "l2a.source_task": source,
+        "l2a.source_limit": source_limit, "l2a.target_fraction": a.fraction,
+        "l2a.mlm": a.mlm, "train.seed": seed, "teacher_train.seed": seed,
+        "train.num_threads": a.threads, "teacher_train.num_threads": a.threads,
+        "train.progress": False, "teacher_train.progress": False, **over})
+    res = api.l2a(cfg, resume=True)
+    write_result(name, {"setting": a.setting, "fraction": a.fraction, "row": row, "seed": seed,
+                        **res}, cmd)
+    return res
+
+
+for seed in a.seeds:
+    ref = run("l2a", seed)
+    teacher = f"{a.root}/{a.setting}-f{a.fraction:g}-s{seed}/l2a/stages/00-teacher/model"
+    n = max(1, ref["kept_total"])  # matched numbers of augmented rows
+    rows = {"none": {"l2a.augmenter": "none"},
+            "eda": {"l2a.augmenter": "eda", "l2a.augment_samples": n},
+            "cbert": {"l2a.augmenter": "cbert", "l2a.augment_samples": n},
+            "l2a-nosource": {"l2a.source_mix": 0.0},
+            "l2a-notarget": {"l2a.source_mix": 1.0}}
+    for row, over in rows.items():
+        if row in want:
+            run(row, seed, **{"teacher.name": teacher, **over})
+    name = f"l2a_{a.setting}_f{a.fraction:g}_teacher_s{seed}"
+    if "teacher" in want and not (RESULTS / f"{name}.json").exists():
+        res = api.evaluate(teacher, target, "dev", progress=False)
+        write_result(name, {"setting": a.setting, "fraction": a.fraction, "row": "teacher",
+                            "seed": seed, "final": res}, cmd)
