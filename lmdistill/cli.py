@@ -77,6 +77,9 @@ def distill(
                                            + ",".join(FEATURES)),
     unlabelled: Optional[str] = typer.Option(None, help="extra text the teacher labels (soft "
                                              "loss only): one a line, or `augment` JSONL"),
+    unlabelled_split: Optional[list[str]] = typer.Option(
+        None, help="also the texts of this split of the task, labels dropped (e.g. test; "
+                   "transductive, so only when you allow it)"),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "--out"),
     data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
     limit: Optional[int] = typer.Option(None),
@@ -97,7 +100,8 @@ def distill(
     flags = _flags(**{"teacher.name": t[0] if t else None, "teacher.names": t[1:] or None,
                       "teacher.strategy": strategy, "student.kind": student,
                       "student.num_layers": student_layers,
-                      "kd.features": features.split(",") if features else None},
+                      "kd.features": features.split(",") if features else None,
+                      "data.unlabelled_splits": unlabelled_split or None},
                    **_run_flags(task, output_dir, data_dir, limit, eval_limit, epochs,
                                 max_steps, batch_size, lr, seed))
     cfg = C.build(C.DistillConfig, config, {**flags, **dict(map(C.parse_override,

@@ -31,6 +31,9 @@ class DataConfig(Strict):
     limit: int | None = Field(None, description="use a seeded subset of this many train rows")
     eval_limit: int | None = None
     max_length: int = 128
+    unlabelled_splits: list[str] = Field(
+        default_factory=list, description="distill: these splits' texts (labels dropped) are "
+        "added as unlabelled rows the teacher labels, e.g. [test] (transductive: opt in)")
     # generic file tasks (task = a path): column names and options
     text_a: str | None = None
     text_b: str | None = None

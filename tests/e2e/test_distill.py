@@ -234,6 +234,38 @@ def test_cli_unlabelled_file_never_gets_a_hard_loss(teacher, tmp_path):
     assert float(out["loss"].detach()) == pytest.approx(0.7 * float(out["soft"]))
 
 
+def test_cli_unlabelled_split_adds_the_tasks_test_texts_without_labels(teacher, tmp_path):
+    """`--unlabelled-split test`: the test split's texts join the training rows unlabelled
+    (a batch of them carries no labels); the training split is refused."""
+    from lmdistill.data.collate import collate, encode
+    from lmdistill.methods.kd.run import split_texts
+    from lmdistill.models import hub
+
+    run = tmp_path / "us"
+    cli_main(["distill", "--task", "rt", "--teacher", str(teacher), "--layers", "1",
+              "--limit", str(LIMIT), "--eval-limit", str(EVAL_LIMIT), "--max-steps", "2",
+              "--out", str(run), "--unlabelled-split", "test", "-o", "train.progress=false",
+              "-o", f"teacher.cache_dir={tmp_path / 'cache'}"])
+    res = json.loads((run / "metrics.json").read_text())
+    test = get_task("rt").load("test")
+    assert res["unlabelled_rows"] == len(test) == 1067
+    assert res["train_examples"] == LIMIT + len(test)
+    cfg = dcfg(teacher, tmp_path / "x", **{"data.task": "rt", "data.unlabelled_splits": ["test"]})
+    texts = split_texts(get_task("rt"), cfg.data)
+    assert texts == [e.text_a for e in test]
+    from lmdistill.data.tasks import Example
+
+    enc = encode([Example(t, None, None, -1 - i) for i, t in enumerate(texts[:8])],
+                 hub.load_tokenizer(str(teacher)), MAX_LEN)
+    assert "labels" not in collate(enc, list(range(8)))  # no label: no hard loss
+    with pytest.raises(ConfigError, match="training split"):
+        split_texts(get_task("rt"), dcfg(teacher, tmp_path / "y", **{
+            "data.unlabelled_splits": ["train"]}).data)
+    with pytest.raises(ConfigError, match="no split 'nope'"):
+        split_texts(get_task("rt"), dcfg(teacher, tmp_path / "z", **{
+            "data.unlabelled_splits": ["nope"]}).data)
+
+
 def test_teacher_fn_with_another_tokenizer(tiny_bert, tmp_path):
     helpers = _unit_helpers()
     rows = get_task("sst2").load("train", limit=LIMIT, seed=42)  # the run's seeded subset

@@ -137,6 +137,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
 
     examples = (list(train_examples) if train_examples is not None else
                 task.load(cfg.data.train_split, limit=cfg.data.limit, seed=cfg.train.seed))
+    extra_texts = list(extra_texts or []) + split_texts(task, cfg.data)
     if extra_texts:
         examples += [Example(t[0] if isinstance(t, tuple) else t,
                              t[1] if isinstance(t, tuple) else None, None, -1 - i)
@@ -247,7 +248,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
         "student_kind": cfg.student.kind, "student_params": S.count_params(student),
         "student_params_no_emb": S.count_params(student, without_embeddings=True),
         "teacher_params": S.count_params(t_models[0]) if t_models else None,
-        "head_from_teacher": len(head),
+        "head_from_teacher": len(head), "unlabelled_rows": len(extra_texts),
         "teacher_cache": [getattr(s, "hit", None) for s in signals], **diag},
         extra_eval=diagnose)
 
@@ -277,6 +278,22 @@ def teacher_diagnosis(task, dev, logits) -> dict:
     out = {"teacher_dev": runner.task_metrics(task, logits.numpy(), dev)}
     if not task.is_regression:
         out["teacher_calibration"] = calibration(logits, torch.tensor(dev.labels))
+    return out
+
+
+def split_texts(task, data: C.DataConfig) -> list:
+    """``data.unlabelled_splits``: the texts of those splits, labels dropped (the teacher
+    labels them; the hard loss never sees them)."""
+    out: list = []
+    for split in data.unlabelled_splits:
+        if split == data.train_split:
+            raise ConfigError(f"data.unlabelled_splits: '{split}' is the training split")
+        if split not in task.splits:
+            raise ConfigError(f"data.unlabelled_splits: task '{task.name}' has no split "
+                              f"'{split}' (it has {', '.join(task.splits)})")
+        rows = task.load(split)
+        out += [(e.text_a, e.text_b) if e.text_b is not None else e.text_a for e in rows]
+        print(f"distill: {len(rows)} unlabelled rows from the '{split}' split (labels dropped)")
     return out
 
 
