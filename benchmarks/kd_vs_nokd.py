@@ -2,7 +2,7 @@
 per-task tuning, for 2- and 3-layer students (teacher-layer subsets of a fine-tuned
 all-MiniLM-L6-v2) on SST-2, MRPC, CoLA, STS-B and RT, 3 seeds.
 
-Per task: the teacher (``minilm-l6`` fine-tuned, 3 epochs, lr 5e-5; reused if present), then
+Per task: the teacher (``minilm-l6`` fine-tuned, 3 epochs, lr 5e-5; or ``--teacher``), then
 per (layers, seed) the student init saved once (``make_student``), ``finetune`` of that init
 (no KD) and ``distill`` from the teacher with the ``DistillConfig`` defaults (only the run
 length, batch size, rows and seed are set here; the KD run gets the no-KD run as
@@ -36,6 +36,8 @@ ap.add_argument("--layers", nargs="+", type=int, default=[2, 3])
 ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
 ap.add_argument("--epochs", type=float, default=None, help="default: the DistillConfig one")
 ap.add_argument("--teacher-epochs", type=float, default=3)
+ap.add_argument("--teacher", default=None, help="a fine-tuned teacher folder to reuse "
+                "(default: fine-tune minilm-l6 into <root>/<task>/teacher)")
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--root", default="runs/bench/kdvs")
 a = ap.parse_args()
@@ -46,20 +48,22 @@ common = {"data.task": a.task, "data.limit": LIMITS.get(a.task), "train.batch_si
 defaults = C.DistillConfig()
 epochs = a.epochs if a.epochs is not None else defaults.train.epochs
 
-teacher = root / "teacher"
-if not (teacher / "model" / "config.json").exists():
-    res = api.finetune(C.build(C.FinetuneConfig, overrides={
-        **common, "output_dir": str(teacher), "model.name": "minilm-l6", "train.lr": 5e-5,
-        "train.epochs": a.teacher_epochs, "train.seed": 1}), resume=True)
-    write_result(f"kdvs_{a.task}_teacher", {"task": a.task, "epochs": a.teacher_epochs, **res},
+teacher = Path(a.teacher) if a.teacher else root / "teacher" / "model"
+if not (teacher / "config.json").exists():
+    api.finetune(C.build(C.FinetuneConfig, overrides={
+        **common, "output_dir": str(teacher.parent), "model.name": "minilm-l6",
+        "train.lr": 5e-5, "train.epochs": a.teacher_epochs, "train.seed": 1}), resume=True)
+if not (RESULTS / f"kdvs_{a.task}_teacher.json").exists():
+    res = api.evaluate(str(teacher), a.task, "dev", progress=False)
+    write_result(f"kdvs_{a.task}_teacher", {"task": a.task, "teacher": str(teacher), **res},
                  cmd)
 
 for seed in a.seeds:
     for k in a.layers:
         init = root / f"init-s{k}"
         if not (init / "config.json").exists():
-            make_student(C.StudentConfig(kind="subset", num_layers=k), str(teacher / "model"),
-                         a.task, init)
+            make_student(C.StudentConfig(kind="subset", num_layers=k), str(teacher), a.task,
+                         init)
         nokd_dir = root / f"s{k}-nokd-s{seed}"
         name = f"kdvs_{a.task}_s{k}_nokd_s{seed}"
         if not (RESULTS / f"{name}.json").exists():
@@ -73,7 +77,7 @@ for seed in a.seeds:
         if not (RESULTS / f"{name}.json").exists():
             res = distill(C.build(C.DistillConfig, overrides={
                 **common, "output_dir": str(root / f"s{k}-kd-s{seed}"),
-                "teacher.name": str(teacher / "model"), "student.kind": "pretrained",
+                "teacher.name": str(teacher), "student.kind": "pretrained",
                 "student.base": str(init), "train.epochs": epochs, "train.seed": seed,
                 "kd.reference": str(nokd_dir)}), resume=True)
             write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
