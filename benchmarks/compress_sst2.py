@@ -1,4 +1,4 @@
-"""Teacher vs 3-layer student vs its INT8 (torchao, torch dynamic, ONNX Runtime) and ONNX
+"""Teacher vs 3-layer student vs its INT8 (torchao, torch dynamic, ONNX Runtime), BF16 and ONNX
 variants on SST-2 dev, and the backend `quantize --method auto` picks on this machine:
 accuracy, latency at batch 1 and 32, throughput, size, all timed side by side in one run, with
 the machine (CPU model, ISA, threads) recorded; all-mpnet-base-v2 (BERT-base-sized, random
@@ -37,6 +37,8 @@ variants = {
                                             progress=False),
     "student-int8-torchao": lambda d: write_quantized(a.student, d, "torchao-int8"),
     "student-int8-torch-dynamic": lambda d: write_quantized(a.student, d, "torch-dynamic-int8"),
+    "student-bf16": lambda d: write_quantized(a.student, d, "bf16"),
+    "teacher-bf16": lambda d: write_quantized(a.teacher, d, "bf16"),
     "student-onnx": lambda d: export_onnx(a.student, d),
     "student-onnx-int8": lambda d: export_onnx(a.student, d, int8=True),
     "teacher-onnx-int8": lambda d: export_onnx(a.teacher, d, int8=True),

@@ -306,7 +306,7 @@ def quantize(
     output_dir: str = typer.Option(..., "--output-dir", "--out"),
     method: str = typer.Option("auto", help="auto (time every backend here, keep the fastest "
                                "within --tolerance) | torch-dynamic-int8 | onnx-int8 | "
-                               "torchao-int8"),
+                               "torchao-int8 | bf16"),
     task: Optional[str] = typer.Option(None, help="check accuracy on this task (and time on "
                                        "its sentences)"),
     split: str = typer.Option("dev"),

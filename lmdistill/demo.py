@@ -140,7 +140,7 @@ def render(s: dict) -> str:
             lines.append("WARNING: in this final timing the INT8 student was slower than the "
                          "FP32 student (machine noise or a busy CPU); see demo.json")
     else:
-        lines.append("\nno INT8 backend was faster than the FP32 student on this CPU: kept FP32")
+        lines.append("\nno INT8/BF16 backend was faster than the FP32 student on this CPU: kept FP32")
     return ("\n" + "\n".join(lines) + f"\n\nmachine: {machine_line(s['machine'])}"
             f"\nall measured in this run ({s['demo_seconds']} s); details in demo.json\n")
 

@@ -10,6 +10,10 @@ the default measures instead of assuming):
   (:mod:`lmdistill.compress.onnx`); the output folder is an ONNX folder.
 - ``torchao-int8``: torchao ``Int8DynamicActivationInt8WeightConfig`` (per-channel weights,
   activations per token at run time). Optional: used when torchao imports.
+- ``bf16``: the model in bfloat16 (weights and activations; logits returned as bf16, read as
+  float). Not INT8, but the same kind of trade: on a CPU with AMX-BF16 (or AVX512-BF16) the
+  matmuls run natively and it can beat every INT8 backend; on an AVX2-only CPU it is emulated
+  and slow, which ``auto``'s timing finds and refuses.
 - ``auto`` (the default): :func:`quantize_auto` times FP32 and every backend that works here on
   real inputs, side by side in one run, keeps those whose task metric stays within
   ``tolerance`` points of FP32, picks the fastest, and writes the choice with every
@@ -96,6 +100,7 @@ def available_backends() -> dict[str, str | None]:
         out["torchao-int8"] = None
     except Exception as e:  # noqa: BLE001 - torchao built for another torch fails in many ways
         out["torchao-int8"] = f"not usable ({type(e).__name__}: {str(e).splitlines()[0][:80]})"
+    out["bf16"] = None  # runs everywhere; whether it is fast is for the timing to say
     return out
 
 
@@ -137,7 +142,7 @@ def select(measured: dict[str, dict], tolerance: float = 1.0, force: bool = Fals
     if not ok:
         detail = "; ".join(f"{k}: {v}" for k, v in reasons.items())
         raise QuantizationRefused(
-            f"no INT8 backend is faster than FP32 within {tolerance} points on this machine "
+            f"no INT8/BF16 backend is faster than FP32 within {tolerance} points on this machine "
             f"({detail}); keep the FP32 model, or pass --force to write the fastest anyway")
     choice = min(ok, key=lambda n: measured[n]["latency_ms"])
     slower = measured[choice]["latency_ms"] >= b["latency_ms"]

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 ONNX_FILE = "model.onnx"
 INFO_FILE = "onnx_export.json"
 QUANT_FILE = "lmdistill_quantization.json"
-METHODS = ("auto", "torch-dynamic-int8", "onnx-int8", "torchao-int8")
+METHODS = ("auto", "torch-dynamic-int8", "onnx-int8", "torchao-int8", "bf16")
 
 
 def apply(model: torch.nn.Module, method: str) -> torch.nn.Module:
@@ -39,6 +39,8 @@ def apply(model: torch.nn.Module, method: str) -> torch.nn.Module:
                                   "(pip install torchao), or use --method auto") from e
             quantize_(model, Int8DynamicActivationInt8WeightConfig())
         return model
+    if method == "bf16":  # bfloat16 weights and activations (fast where the CPU has AMX-BF16)
+        return model.to(torch.bfloat16)
     if method == "torch-dynamic-int8":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

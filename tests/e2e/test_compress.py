@@ -79,6 +79,20 @@ def test_quantized_and_onnx_evaluate_like_any_model(trained, onnx_dirs, tmp_path
         api.evaluate(str(fp32_dir), "clinc150", "dev", limit=8)
 
 
+def test_bf16_folder_loads_in_bfloat16_and_predicts_like_fp32(trained, tmp_path):
+    """`bf16`: the folder comes back as a bfloat16 model whose logits (read as float) stay
+    close to FP32's and whose predictions evaluate like any model's."""
+    q = tmp_path / "bf16"
+    assert Q.write_quantized(trained, q, "bf16")["method"] == "bf16"
+    m = hub.load_classifier(str(q))
+    assert {p.dtype for p in m.parameters()} == {torch.bfloat16}
+    diff = (_logits(q, TEXTS) - _logits(trained, TEXTS)).abs().max()
+    assert 0 < diff < 0.1  # really computed in bf16, and close
+    base = api.evaluate(str(trained), "sst2", "dev", limit=128, max_length=48, progress=False)
+    ev = api.evaluate(str(q), "sst2", "dev", limit=128, max_length=48, progress=False)
+    assert abs(ev["accuracy"] - base["accuracy"]) <= 0.02
+
+
 def test_quantize_bad_method(trained, tmp_path):
     with pytest.raises(ConfigError, match="unknown quantization method"):
         Q.quantize(trained, tmp_path / "x", "int3")

@@ -32,7 +32,7 @@ def test_tolerance_boundary_and_gains():
 def test_refuses_when_nothing_is_faster_than_fp32():
     measured = {"fp32": m(100, 0.9), "torchao-int8": m(3720, 0.9),
                 "torch-dynamic-int8": m(100, 0.9), "onnx-int8": m(None, error="no onnxruntime")}
-    with pytest.raises(QuantizationRefused, match="no INT8 backend is faster than FP32"):
+    with pytest.raises(QuantizationRefused, match="no INT8/BF16 backend is faster than FP32"):
         select(measured)
     sel = select(measured, force=True)  # the fastest is written, flagged
     assert sel["choice"] == "torch-dynamic-int8" and sel["slower_than_fp32"]
