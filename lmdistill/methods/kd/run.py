@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
-from typing import Callable, Sequence
 
 from ... import config as C
 from ...data.collate import encode
@@ -220,8 +220,10 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
         signals, cfg.teacher.strategy, cfg.teacher.fixed_weights, task.is_regression,
         cfg.teacher.sharpness)
 
-    head = []
-    if cfg.student.head_init == "teacher" and t_models and not has_head(base_ref):
+    head = []  # the teacher's head fits only a student of the same encoder family
+    if (cfg.student.head_init == "teacher" and t_models and not has_head(base_ref)
+            and same_vocab(hub.load_tokenizer(names[0], cfg.teacher.trust_remote_code),
+                           tokenizer)):
         head = S.copy_head(student, t_models[0])  # a fresh head would start from noise
     t_dev = teacher_dev_logits(dev, names[0] if names else None,
                                t_models[0] if t_models else None, fns[0] if fns else None,
