@@ -78,6 +78,15 @@ def test_tiny_gloss_teacher_student_and_wsd(cache, data_dir, tiny_bert, tmp_path
     r = res["sets"]["SE07"]
     assert r["model"]["total"] == 455 and r["model"]["answered"] > 400
     assert 0 <= r["model"]["f1"] <= 1 and r["pairs"] > 455
+    # ALL is scored from its five parts' predictions (no second inference), exactly as a
+    # direct run over ALL scores it
+    model = str(tmp_path / "s" / "model")
+    every = api.evaluate_wsd(model, data_dir=data_dir, max_length=32, batch_size=256)
+    assert every["sets"]["ALL"]["merged_from"] == ["SE2", "SE3", "SE07", "SE13", "SE15"]
+    direct = api.evaluate_wsd(model, ["ALL"], data_dir, max_length=32, batch_size=256)
+    assert "merged_from" not in direct["sets"]["ALL"]
+    for k in ("f1", "precision", "answered", "total"):
+        assert every["sets"]["ALL"]["model"][k] == pytest.approx(direct["sets"]["ALL"]["model"][k])
     cli_main(["wsd", "--sets", "SE07", "--output", str(tmp_path / "mfs.json")])
     assert json.loads((tmp_path / "mfs.json").read_text())["sets"]["SE07"]["mfs"]["f1"] == \
         pytest.approx(r["mfs"]["f1"])

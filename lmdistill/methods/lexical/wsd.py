@@ -6,7 +6,7 @@ import torch
 
 from ...data.gloss import LABELS, gloss_pairs, mfs_predictions, predictions_from_scores
 from ...data.wordnet import load_wordnet
-from ...data.wsd import evaluation_set, score
+from ...data.wsd import SETS, evaluation_set, score
 from ..finetune import model_inputs
 from ...train.predict import predict
 
@@ -36,10 +36,15 @@ def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", 
         gpu = torch.cuda.is_available() and not is_onnx_dir(path) and not method_of(path)
         device = torch.device("cuda" if gpu else "cpu")  # INT8 / ONNX models stay on the CPU
         m = m.to(device) if gpu else m
+    preds: dict[str, dict] = {}  # set -> the model's predictions (ALL reuses its parts')
     for name in sets:
         sents, gold = evaluation_set(name, data_dir)
         res = {"mfs": score(gold, mfs_predictions(sents, wn)), "instances": len(gold)}
-        if m is not None:
+        merged = _merged_all(name, gold, preds) if m is not None else None
+        if merged is not None:  # ALL is the five sets concatenated: no second inference
+            res["model"] = score(gold, merged)
+            res["merged_from"] = list(PARTS)
+        elif m is not None:
             rows, insts = gloss_pairs(sents, gold, wn)
             enc = encode([Example(a, b, y, i, meta) for i, (a, b, y, meta) in enumerate(rows)],
                          tok, max_length)
@@ -49,8 +54,25 @@ def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", 
             secs = time.time() - t0
             s = logits[:, 1] - logits[:, 0]
             pred = predictions_from_scores(insts, [r[3]["group"] for r in rows], s)
+            preds[name.upper()] = (pred, set(gold))
             res["model"] = score(gold, pred)
             res["pairs"], res["seconds"] = len(rows), round(secs, 1)
         out["sets"][name] = res
     out["model"] = model
     return out
+
+
+#: the sets ALL concatenates; its instance ids are theirs prefixed by the set's folder name
+PARTS = ("SE2", "SE3", "SE07", "SE13", "SE15")
+
+
+def _merged_all(name: str, gold: dict, preds: dict) -> dict | None:
+    """ALL's predictions from its five parts' (ids ``senseval2.d000.s000.t000`` = SE2's
+    ``d000.s000.t000``; the same sentences, so the same pairs and scores), when all five were
+    scored in this call and their instances are exactly ALL's."""
+    if name.upper() != "ALL" or any(p not in preds for p in PARTS):
+        return None
+    ids = {f"{SETS[p]}.{i}" for p in PARTS for i in preds[p][1]}
+    if ids != set(gold):
+        return None
+    return {f"{SETS[p]}.{i}": k for p in PARTS for i, k in preds[p][0].items()}
