@@ -5,12 +5,15 @@ from it (logit + hidden KD) and the same student trained directly; with paramete
 
     .venv/bin/python benchmarks/wsd.py --instances 20000 --threads 2
 
-Rows already in results/ are skipped (``wsd_<row>.json``).
+Rows already in results/ are skipped (``wsd_<row>.json``). ``--prior`` then scores each trained
+row's model again as ``s + w·log prior(sense)`` (WordNet's tagged counts), with w chosen on SE07
+from the grid below, into ``wsd_prior_<row>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -30,6 +33,8 @@ ap.add_argument("--layers", type=int, default=2)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--root", default="runs/bench/wsd")
 ap.add_argument("--only", default="mfs,teacher,student-direct,student-kd")
+ap.add_argument("--prior", action="store_true", help="score the trained rows again combined "
+                "with WordNet's sense prior, its weight chosen on SE07 (wsd_prior_<row>.json)")
 a = ap.parse_args()
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
 root, task = Path(a.root), f"gloss:{a.instances}"
@@ -72,3 +77,15 @@ if todo("student-kd"):
         "student.kind": "pretrained", "student.base": str(init), "kd.features": ["hidden"],
         "kd.alpha": 0.5, "kd.temperature": 2.0, "train.lr": 1e-4}), resume=True)
     score("student-kd", str(root / "kd" / "model"), {"train": s})
+
+PRIOR_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+if a.prior:
+    for row, model in (("teacher", teacher / "model"), ("student-direct", root / "direct" /
+                       "model"), ("student-kd", root / "kd" / "model")):
+        done = RESULTS / f"wsd_{row}.json"
+        if not done.exists() or (RESULTS / f"wsd_prior_{row}.json").exists():
+            continue
+        res = api.evaluate_wsd(str(model), max_length=96, prior_weights=PRIOR_GRID)
+        write_result(f"wsd_prior_{row}", {"row": row, "model": str(model),
+                                          "params": json.loads(done.read_text())["params"],
+                                          "grid": list(PRIOR_GRID), **res}, cmd)

@@ -90,11 +90,18 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
 
 def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", "ALL"),
                  data_dir: str | None = None, batch_size: int = 128, max_length: int = 128,
-                 progress: bool = False) -> dict:
-    """``lmdistill wsd`` (see :func:`lmdistill.methods.lexical.wsd.evaluate_wsd`)."""
+                 progress: bool = False, prior_weights: tuple[float, ...] = (),
+                 tune_on: str = "SE07") -> dict:
+    """``lmdistill wsd`` (see :func:`lmdistill.methods.lexical.wsd.evaluate_wsd`); with
+    ``prior_weights`` also the sense-prior combination, its weight tuned on ``tune_on``
+    (``res["prior_tuned"]``)."""
     from .methods.lexical.wsd import evaluate_wsd as run
+    from .methods.lexical.wsd import tune_prior
 
-    return run(model, sets, data_dir, batch_size, max_length, progress)
+    res = run(model, sets, data_dir, batch_size, max_length, progress, tuple(prior_weights))
+    if prior_weights and model is not None and tune_on in res["sets"]:
+        res["prior_tuned"] = tune_prior(res, tune_on)
+    return res
 
 
 def augment(method: str, output, task: str | None = None, input_file: str | None = None,

@@ -194,13 +194,19 @@ def wsd(
     batch_size: int = typer.Option(128),
     max_length: int = typer.Option(128),
     output: Optional[str] = typer.Option(None, help="also write the scores to this JSON file"),
+    prior_weights: Optional[str] = typer.Option(
+        None, help="also score model + w * log sense prior for these w (comma list), w "
+                   "chosen on --tune-on"),
+    tune_on: str = typer.Option("SE07", help="the dev set the prior weight is chosen on"),
 ):
     """Word-sense disambiguation F1 (official scorer) of a gloss classifier on the Raganato
     evaluation sets, next to the most-frequent-sense baseline."""
     from . import api
 
+    ws = tuple(float(x) for x in prior_weights.split(",")) if prior_weights else ()
     res = api.evaluate_wsd(model, [x.strip() for x in sets.split(",") if x.strip()], data_dir,
-                           batch_size, max_length, progress=True)
+                           batch_size, max_length, progress=True, prior_weights=ws,
+                           tune_on=tune_on)
     if output:
         from pathlib import Path
 

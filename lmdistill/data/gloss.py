@@ -94,6 +94,21 @@ def mfs_predictions(sentences: list[Sentence], wn) -> dict[str, str]:
     return out
 
 
+def sense_prior(insts: list[Instance], wn) -> np.ndarray:
+    """Per row (the rows of ``gloss_pairs``: each instance's candidates in order), the log
+    prior of its sense from WordNet's tagged counts, add-one smoothed within the instance:
+    log((c_k + 1) / Σ_j (c_j + 1)), minus 1e-3 per rank so that equal counts keep WordNet's
+    order. Combined with a model's scores as ``s + w·prior``, w = 0 is the model alone and a
+    large w the most-frequent-sense baseline."""
+    from .wordnet import sense_count
+
+    out = []
+    for inst in insts:
+        c = np.array([sense_count(wn, k) for k in inst.keys], dtype=np.float64) + 1.0
+        out.append(np.log(c / c.sum()) - 1e-3 * np.arange(len(c)))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 def predictions_from_scores(insts: list[Instance], rows_group: list[int],
                             scores: np.ndarray) -> dict[str, str]:
     """Per instance, the candidate key of its highest-scoring row (ties: the first row, i.e.

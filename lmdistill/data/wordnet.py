@@ -89,3 +89,13 @@ def _senses(wn, lemma: str, p: str | None) -> tuple[tuple[str, str], ...]:
                     out.append((key, syn.definition()))
                 break
     return tuple(out)
+
+
+@lru_cache(maxsize=200_000)
+def sense_count(wn, key: str) -> int:
+    """How often the sense ``key`` is tagged in WordNet's sense-tagged corpora (the counts its
+    most-frequent-first order comes from; 0 when untagged)."""
+    try:
+        return int(wn.lemma_from_key(key).count())
+    except Exception:  # noqa: BLE001 - a key WordNet does not know has no count
+        return 0

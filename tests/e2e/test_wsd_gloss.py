@@ -81,8 +81,19 @@ def test_tiny_gloss_teacher_student_and_wsd(cache, data_dir, tiny_bert, tmp_path
     # ALL is scored from its five parts' predictions (no second inference), exactly as a
     # direct run over ALL scores it
     model = str(tmp_path / "s" / "model")
-    every = api.evaluate_wsd(model, data_dir=data_dir, max_length=32, batch_size=256)
+    every = api.evaluate_wsd(model, data_dir=data_dir, max_length=32, batch_size=256,
+                             prior_weights=(0.0, 1.0, 1e4))
     assert every["sets"]["ALL"]["merged_from"] == ["SE2", "SE3", "SE07", "SE13", "SE15"]
+    # the sense prior: w = 0 is the model alone; a huge w is the most-frequent-sense baseline
+    # (within half a point: WordNet's order and its counts disagree for a few lemmas)
+    for one in every["sets"].values():
+        assert one["model_prior"]["0.0"] == one["model"]
+        assert abs(one["model_prior"]["10000.0"]["f1"] - one["mfs"]["f1"]) < 0.005
+    tuned = every["prior_tuned"]
+    grid = every["sets"]["SE07"]["model_prior"]
+    assert tuned["dev"] == "SE07" and grid[str(tuned["weight"])]["f1"] == max(
+        v["f1"] for v in grid.values())
+    assert tuned["sets"]["ALL"] == every["sets"]["ALL"]["model_prior"][str(tuned["weight"])]
     direct = api.evaluate_wsd(model, ["ALL"], data_dir, max_length=32, batch_size=256)
     assert "merged_from" not in direct["sets"]["ALL"]
     for k in ("f1", "precision", "answered", "total"):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ...data.gloss import LABELS, gloss_pairs, mfs_predictions, predictions_from_scores
+from ...data.gloss import (LABELS, gloss_pairs, mfs_predictions, predictions_from_scores,
+                            sense_prior)
 from ...data.wordnet import load_wordnet
 from ...data.wsd import SETS, evaluation_set, score
 from ..finetune import model_inputs
@@ -13,10 +14,12 @@ from ...train.predict import predict
 
 def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", "ALL"),
                  data_dir=None, batch_size: int = 128, max_length: int = 128,
-                 progress: bool = False) -> dict:
+                 progress: bool = False, prior_weights: tuple[float, ...] = ()) -> dict:
     """WSD precision / recall / F1 of a gloss classifier (``model``: a folder trained on the
     ``gloss`` task) on the Raganato sets, with the MFS baseline on the same sets; ``model``
-    None scores MFS only."""
+    None scores MFS only. ``prior_weights``: also score ``s + w·prior`` for each w
+    (``res["sets"][name]["model_prior"][str(w)]``; :func:`lmdistill.data.gloss.sense_prior`),
+    from the same model scores, so :func:`tune_prior` can pick w on a dev set."""
     import time
 
     from ...data.collate import encode
@@ -42,8 +45,10 @@ def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", 
         res = {"mfs": score(gold, mfs_predictions(sents, wn)), "instances": len(gold)}
         merged = _merged_all(name, gold, preds) if m is not None else None
         if merged is not None:  # ALL is the five sets concatenated: no second inference
-            res["model"] = score(gold, merged)
+            res["model"] = score(gold, merged[0.0])
             res["merged_from"] = list(PARTS)
+            if prior_weights:
+                res["model_prior"] = {str(w): score(gold, merged[w]) for w in prior_weights}
         elif m is not None:
             rows, insts = gloss_pairs(sents, gold, wn)
             enc = encode([Example(a, b, y, i, meta) for i, (a, b, y, meta) in enumerate(rows)],
@@ -53,9 +58,15 @@ def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", 
                              progress=progress, desc=f"WSD {name}", device=device)
             secs = time.time() - t0
             s = logits[:, 1] - logits[:, 0]
-            pred = predictions_from_scores(insts, [r[3]["group"] for r in rows], s)
+            groups = [r[3]["group"] for r in rows]
+            pred = {0.0: predictions_from_scores(insts, groups, s)}
+            if prior_weights:
+                prior = sense_prior(insts, wn)
+                pred.update({w: predictions_from_scores(insts, groups, s + w * prior)
+                             for w in prior_weights})
+                res["model_prior"] = {str(w): score(gold, pred[w]) for w in prior_weights}
             preds[name.upper()] = (pred, set(gold))
-            res["model"] = score(gold, pred)
+            res["model"] = score(gold, pred[0.0])
             res["pairs"], res["seconds"] = len(rows), round(secs, 1)
         out["sets"][name] = res
     out["model"] = model
@@ -75,4 +86,15 @@ def _merged_all(name: str, gold: dict, preds: dict) -> dict | None:
     ids = {f"{SETS[p]}.{i}" for p in PARTS for i in preds[p][1]}
     if ids != set(gold):
         return None
-    return {f"{SETS[p]}.{i}": k for p in PARTS for i, k in preds[p][0].items()}
+    return {w: {f"{SETS[p]}.{i}": k for p in PARTS for i, k in preds[p][0][w].items()}
+            for w in preds[PARTS[0]][0]}
+
+
+def tune_prior(res: dict, dev: str = "SE07") -> dict:
+    """The prior weight with the best F1 on ``dev`` (ties: the smaller weight) and every set's
+    scores with it: ``{"weight", "dev", "sets": {name: score}}``."""
+    grid = res["sets"][dev]["model_prior"]
+    w = max(sorted(grid, key=float), key=lambda k: (grid[k]["f1"], -float(k)))
+    return {"weight": float(w), "dev": dev,
+            "sets": {n: r["model_prior"][w] for n, r in res["sets"].items()
+                     if "model_prior" in r}}
