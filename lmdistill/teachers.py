@@ -176,6 +176,28 @@ def topk_probs(values: torch.Tensor, indices: torch.Tensor, vocab: int,
     return out.scatter_(-1, indices.long(), p)
 
 
+def cache_bytes(enc: Encoded, needs: Needs, hidden: int, heads: int,
+                dtype: torch.dtype = torch.float32) -> int:
+    """Memory the cached intermediate features of ``enc`` take while they are built (hidden
+    states and value vectors: Σ L·D per layer; attention: Σ H·L² per layer)."""
+    size = torch.empty((), dtype=dtype).element_size()
+    lens = np.asarray(enc.lengths, dtype=np.int64)
+    tokens = int(lens.sum()) * hidden * (len(needs.hidden) + len(needs.value))
+    att = int((lens ** 2).sum()) * heads * len(needs.attention)
+    return (tokens + att) * size
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable``), None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 class CachedTeacher(TeacherSignal):
     """Teacher outputs for every example of ``enc``, kept on disk and computed only for the
     examples the cache does not hold yet.

@@ -204,3 +204,23 @@ def test_bad_alpha_and_attention_mse(teacher, tmp_path):
     with pytest.raises(ConfigError, match="not allowed for attention"):
         distill(dcfg(teacher, tmp_path / "badloss", **{"kd.features": ["attention"],
                                                       "kd.losses": {"attention": "cosine"}}))
+
+
+def test_features_too_big_to_cache_run_the_teacher_online(teacher, tmp_path, monkeypatch,
+                                                          capsys):
+    """Hidden-state KD whose cached features would not fit in memory: the teacher runs online
+    (said in one line) and the run completes, instead of being killed for memory."""
+    from lmdistill import teachers as TT
+
+    enc = encode(get_task("sst2").load("train", limit=3, seed=0), hub.load_tokenizer(
+        str(teacher)), MAX_LEN)
+    lens = enc.lengths
+    needs = T.Needs(hidden=(0, 2), attention=(1,))
+    # 4 bytes x (Σ L x D x 2 hidden layers + Σ L² x H x 1 attention layer), by hand
+    assert TT.cache_bytes(enc, needs, 32, 2) == 4 * (sum(lens) * 32 * 2 +
+                                                     sum(n * n for n in lens) * 2)
+    monkeypatch.setattr(TT, "available_memory", lambda: 10_000)  # 10 kB free
+    res = distill(dcfg(teacher, tmp_path / "online", **{"kd.features": ["hidden"],
+                                                       "train.max_steps": 2}))
+    assert "running the teacher online instead" in capsys.readouterr().out
+    assert res["teacher_cache"] == [None] and res["steps"] == 2

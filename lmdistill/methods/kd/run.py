@@ -60,6 +60,26 @@ def make_student(cfg: C.StudentConfig, base_ref: str, task_name: str, out_dir: s
             "params_no_emb": S.count_params(student, without_embeddings=True)}
 
 
+def cache_fits(train, needs, config, share: float = 0.4) -> bool:
+    """Whether the teacher's cached features of ``train`` fit in ``share`` of the memory
+    available now (they are gathered in memory, then concatenated: twice their size at the
+    peak). If not, the teacher runs online (one forward per step) and a line says so, instead
+    of the run being killed for memory an hour in."""
+    from ...teachers import available_memory, cache_bytes
+
+    if not needs.any:
+        return True
+    need = 2 * cache_bytes(train, needs, config.hidden_size, config.num_attention_heads)
+    free = available_memory()
+    if free is None or need <= share * free:
+        return True
+    print(f"distill: caching the teacher's features for {len(train)} rows needs about "
+          f"{need / 2**30:.1f} GiB, more than {share:.0%} of the {free / 2**30:.1f} GiB free: "
+          "running the teacher online instead (slower; fewer rows, shorter "
+          "data.max_length or fewer kd.features would let it cache)")
+    return False
+
+
 def has_head(ref: str) -> bool:
     """Whether the saved model ``ref`` carries a sequence-classification head."""
     return any(a.endswith("ForSequenceClassification")
@@ -192,7 +212,9 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
                             f"{who}'s value width {m.config.hidden_size}; choose a divisor "
                             f"(e.g. its {m.config.num_attention_heads} attention heads)")
         needs = needs_of(matches)
-        if cfg.teacher.cache:
+        if cfg.teacher.cache and not cache_fits(train, needs, t_model.config):
+            signals.append(OnlineTeacher(t_model.to(accelerator.device), needs))
+        elif cfg.teacher.cache:
             if accelerator.is_main_process:
                 sig = CachedTeacher(t_model, train, needs, cfg.teacher.cache_dir,
                                     cfg.teacher.batch_size, progress=cfg.train.progress,
