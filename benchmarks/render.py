@@ -525,6 +525,8 @@ def kdvs_section(res: dict) -> list[str]:
     for r in rows:
         by.setdefault((r["task"], r["layers"], r["kd"]), []).append(r)
     kd_any = next((r for r in rows if r["kd"]), {})
+    if not any(k and (t, n, False) in by for t, n, k in by):
+        return []  # no cell has both rows yet
     out = ["## KD vs no-KD with the defaults (matched steps)", "",
            "Students = teacher-layer subsets of the fine-tuned all-MiniLM-L6-v2 teacher (the "
            "same saved init for both rows of a cell, head included); no-KD = `finetune` of "
