@@ -3,8 +3,8 @@
 1. fine-tune the ``minilm-l6`` teacher (all-MiniLM-L6-v2, 6 layers) on a seeded SST-2 subset;
 2. distil it into a 3-layer student (teacher layers [1, 3, 5]) with logit + hidden-state KD,
    the teacher's outputs cached on disk;
-3. quantize the student to INT8 with ``--method auto``: every INT8 backend that works on this
-   machine is timed against the FP32 student, and the fastest within 1 accuracy point is kept
+3. quantize the student with ``--method auto``: every INT8 backend (and BF16) that works on
+   this machine is timed against the FP32 student, and the fastest within 1 accuracy point is kept
    (which one wins depends on the CPU's ISA: AVX2 / AVX-512 VNNI / AMX);
 4. evaluate all three on the full SST-2 dev set and time them side by side on the CPU;
 5. print accuracy, retention, parameters, latency and speedup, all measured in this run, and
@@ -47,8 +47,8 @@ def run(data_dir: str | None = None, out: str = "runs/demo", train_limit: int = 
     from .compress.quantize import QuantizationRefused, quantize
     from .hardware import machine_info, machine_line
 
-    print(f"[demo 3/3] INT8 student for this machine ({machine_line(machine_info())}): "
-          "timing every INT8 backend against the FP32 student")
+    print(f"[demo 3/3] INT8/BF16 student for this machine ({machine_line(machine_info())}): "
+          "timing every INT8 and BF16 backend against the FP32 student")
     int8_dir = out_p / "student-int8"
     try:
         q = quantize(student_dir / "model", int8_dir, "auto", task="sst2", split="dev",
@@ -109,8 +109,8 @@ def render(s: dict) -> str:
 
     t, st, q = s["teacher"], s["student"], s["student_int8"]
     ta = t["accuracy"]
-    cols = ["", "teacher (minilm-l6)", "student"] + ([f"student INT8 ({q['backend']})"] if q
-                                                      else [])
+    cols = ["", "teacher (minilm-l6)", "student"] + (
+        [f"student {_kind(q['backend'])} ({q['backend']})"] if q else [])
     rows = [
         cols,
         ["SST-2 dev accuracy", f"{ta:.4f}", f"{st['accuracy']:.4f}"]
@@ -118,7 +118,8 @@ def render(s: dict) -> str:
         ["retention", "100.0%", f"{100 * s['retention']:.1f}%"]
         + ([f"{100 * q['accuracy'] / ta:.1f}%"] if q else []),
         ["parameters", f"{t['params'] / 1e6:.1f}M", f"{st['params'] / 1e6:.1f}M "
-         f"({st['params_no_emb'] / 1e6:.2f}M w/o emb)"] + (["same, int8 weights"] if q else []),
+         f"({st['params_no_emb'] / 1e6:.2f}M w/o emb)"]
+        + ([f"same, {_kind(q['backend']).lower()} weights"] if q else []),
         [f"latency b=1 ({s['threads']} threads)", f"{t['latency_ms_b1']:.1f} ms",
          f"{st['latency_ms_b1']:.1f} ms ({s['speedup_b1']:.2f}× faster)"]
         + ([f"{q['latency_ms_b1']:.1f} ms ({q['speedup_b1']:.2f}×)"] if q else []),
@@ -133,11 +134,11 @@ def render(s: dict) -> str:
         tried = ", ".join(f"{k} {v['latency_ms']:.1f} ms" if v.get("latency_ms") else
                           f"{k} ({v.get('error') or 'n/a'})"
                           for k, v in q["candidates"].items())
-        lines.append(f"\nINT8 backend chosen for this CPU: {q['backend']}"
+        lines.append(f"\n{_kind(q['backend'])} backend chosen for this CPU: {q['backend']}"
                      + (f" ({vs:.2f}× the FP32 student at b=32 in the table's timing)"
                         if vs else "") + f"; timed at b=32 while choosing: {tried}")
         if vs is not None and vs < 1:
-            lines.append("WARNING: in this final timing the INT8 student was slower than the "
+            lines.append("WARNING: in this final timing the quantized student was slower than the "
                          "FP32 student (machine noise or a busy CPU); see demo.json")
     else:
         lines.append("\nno INT8/BF16 backend was faster than the FP32 student on this CPU: kept FP32")
@@ -147,3 +148,8 @@ def render(s: dict) -> str:
 
 if __name__ == "__main__":
     print(json.dumps(run(), indent=2))
+
+
+def _kind(backend: str) -> str:
+    """What a quantize backend makes of the weights, for the table: INT8 or BF16."""
+    return "BF16" if backend == "bf16" else "INT8"
