@@ -603,20 +603,30 @@ def to_device(t: TeacherOut, dev: torch.device) -> TeacherOut:
 
 
 # ------------------------------------------------------------------ calibration
-def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15
-                               ) -> float:
-    """ECE: |accuracy − confidence| averaged over equal-width confidence bins, weighted by
-    their share of the rows."""
+def confidence_bins(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> list[dict]:
+    """Equal-width bins of the top probability: each non-empty bin's edges, mean confidence,
+    accuracy and row count (the points of a reliability diagram; ECE is their weighted gap)."""
     p = logits.float().softmax(-1)
     conf, pred = p.max(-1)
     correct = (pred == labels).float()
     edges = torch.linspace(0, 1, bins + 1)
-    ece = 0.0
+    out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         m = (conf > lo) & (conf <= hi)
         if m.any():
-            ece += float(m.float().mean() * (correct[m].mean() - conf[m].mean()).abs())
-    return ece
+            out.append({"lo": round(float(lo), 3), "hi": round(float(hi), 3),
+                        "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
+                        "rows": int(m.sum())})
+    return out
+
+
+def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15
+                               ) -> float:
+    """ECE: |accuracy − confidence| averaged over equal-width confidence bins, weighted by
+    their share of the rows."""
+    n = len(labels)
+    return sum(b["rows"] / n * abs(b["accuracy"] - b["confidence"])
+               for b in confidence_bins(logits, labels, bins))
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, lo: float = 0.25,

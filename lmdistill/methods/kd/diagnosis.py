@@ -30,20 +30,10 @@ def run_teacher(call, texts: list, batch_size: int) -> torch.Tensor:
 
 
 def reliability(logits: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> list[dict]:
-    """Equal-width confidence bins: mean confidence, accuracy and row count of each
-    non-empty bin (the points of a reliability diagram)."""
-    p = logits.float().softmax(-1)
-    conf, pred = p.max(-1)
-    correct = (pred == labels).float()
-    edges = torch.linspace(0, 1, bins + 1)
-    out = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            out.append({"lo": round(float(lo), 3), "hi": round(float(hi), 3),
-                        "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
-                        "rows": int(m.sum())})
-    return out
+    """The reliability table shown in the report: 10 confidence bins."""
+    from ...teachers import confidence_bins
+
+    return confidence_bins(logits, labels, bins)
 
 
 def calibration(logits: torch.Tensor, labels: torch.Tensor) -> dict:

@@ -179,7 +179,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
                               "(teacher.name) sharing the student's tokenizer")
     # ---- teacher signals
     signals: list[TeacherSignal] = []
-    t_models = []
+    t_models, shared = [], []  # shared: the teacher uses the student's tokenizer
     for ref in names:
         t_tok = hub.load_tokenizer(ref, cfg.teacher.trust_remote_code)
         t_model = hub.load_classifier(ref, task.num_labels, task.label_names,
@@ -189,7 +189,8 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
             raise ModelError(f"teacher '{ref}' has no trained classification head: fine-tune "
                              "it first (lmdistill finetune)")
         t_models.append(t_model)
-        if not same_vocab(t_tok, tokenizer):
+        shared.append(same_vocab(t_tok, tokenizer))
+        if not shared[-1]:
             if cfg.kd.features:
                 raise ConfigError(f"teacher '{ref}' uses a different tokenizer than the "
                                   "student: intermediate-layer KD needs a shared tokenizer "
@@ -243,9 +244,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
         cfg.teacher.sharpness)
 
     head = []  # the teacher's head fits only a student of the same encoder family
-    if (cfg.student.head_init == "teacher" and t_models and not has_head(base_ref)
-            and same_vocab(hub.load_tokenizer(names[0], cfg.teacher.trust_remote_code),
-                           tokenizer)):
+    if cfg.student.head_init == "teacher" and shared and shared[0] and not has_head(base_ref):
         head = S.copy_head(student, t_models[0])  # a fresh head would start from noise
     t_dev = teacher_dev_logits(dev, names[0] if names else None,
                                t_models[0] if t_models else None, fns[0] if fns else None,
@@ -280,9 +279,10 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
 def teacher_dev_logits(dev, ref: str | None, model, fn, cfg: C.DistillConfig, device,
                        ident: str | None = None):
     """The (first) teacher's logits on the eval rows (None for a logits-file teacher, which
-    has no outputs for them). A named callable is cached per text like its training rows."""
+    has no outputs for them): one pass per run, over the eval rows only; a named callable is
+    cached per text like its training rows (it may be a paid API)."""
     texts = [t[0] if t[1] is None else t for t in dev.texts]
-    if model is None and fn is not None and ident and cfg.teacher.cache:
+    if cfg.teacher.cache and model is None and fn is not None and ident:
         return CallableTeacher(fn, dev, cfg.teacher.cache_dir or default_cache_dir(), ident,
                                cfg.teacher.batch_size).table
     if model is not None:

@@ -94,7 +94,7 @@ def tune_prior(res: dict, dev: str = "SE07") -> dict:
     """The prior weight with the best F1 on ``dev`` (ties: the smaller weight) and every set's
     scores with it: ``{"weight", "dev", "sets": {name: score}}``."""
     grid = res["sets"][dev]["model_prior"]
-    w = max(sorted(grid, key=float), key=lambda k: (grid[k]["f1"], -float(k)))
+    w = max(grid, key=lambda k: (grid[k]["f1"], -float(k)))
     return {"weight": float(w), "dev": dev,
             "sets": {n: r["model_prior"][w] for n, r in res["sets"].items()
                      if "model_prior" in r}}
