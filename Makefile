@@ -21,8 +21,10 @@ $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 
 venv: $(VENV)/.installed
 
+# --resume: a second `make demo`, or one after a kill, keeps every finished training step
+# (a finished run is not retrained) and evaluates, quantizes and times again.
 demo: venv
-	$(PY) -m lmdistill demo --data-dir $(LMDISTILL_DATA)
+	$(PY) -m lmdistill demo --data-dir $(LMDISTILL_DATA) --resume
 
 test: venv
 	$(PY) -m pytest -q -x --durations=15

@@ -5,9 +5,10 @@ Per (setting, target fraction, seed):
 
 1. ``l2a``: the teacher (all-MiniLM-L6-v2 fine-tuned on source + available target rows), the
    round-0 student, 3 rounds of generator + selector;
-2. with that teacher (same rows, same round-0 student): ``none`` (no augmentation), ``eda``,
-   ``cbert`` (unconditional, the generator's MLM) with as many augmented rows as L2A kept,
-   ``l2a-nosource`` (chains from target rows only) and ``l2a-notarget`` (source rows only);
+2. with that teacher (same rows, same round-0 student, the same rounds and optimizer steps):
+   ``none`` (no augmentation), ``eda``, ``cbert`` (unconditional: the generator's MLM)
+   with as many augmented rows as L2A kept, ``l2a-nosource`` (chains from target rows only)
+   and ``l2a-notarget`` (source rows only);
 3. ``teacher``: the teacher on the target's eval split.
 
     .venv/bin/python benchmarks/l2a.py --setting rt --fraction 0.01 --seeds 1 2 3

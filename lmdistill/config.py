@@ -64,6 +64,8 @@ class ModelConfig(Strict):
 class TrainConfig(Strict):
     epochs: float = 3.0
     max_steps: int | None = Field(None, description="stop after this many optimizer steps")
+    min_steps: int | None = Field(None, ge=1, description="train at least this many optimizer "
+                                  "steps: more epochs when the rows are few (max_steps wins)")
     batch_size: int = 32
     eval_batch_size: int = 128
     lr: float = 5e-5
@@ -289,10 +291,12 @@ class L2ASettings(Strict):
                                                            "source samples")
     selector_lr: float = 0.1
     augmenter: Literal["l2a", "eda", "cbert", "none"] = Field(
-        "l2a", description="l2a: generator + selector rounds; eda / cbert: the baseline, "
-                           "augment_samples augmented rows in one round; none: no augmentation")
-    augment_samples: int | None = Field(None, ge=1, description="eda/cbert: augmented rows "
-                                        "(default rounds x candidates; match L2A's kept_total)")
+        "l2a", description="l2a: generator + selector rounds; eda / cbert: the baseline in the "
+                           "same rounds, augment_samples augmented rows spread over them, all "
+                           "kept; none: the same rounds without augmented rows (matched steps)")
+    augment_samples: int | None = Field(None, ge=1, description="eda/cbert: augmented rows in "
+                                        "all (default rounds x candidates; match L2A's "
+                                        "kept_total)")
     teacher_base: str = Field("minilm-l6", description="fine-tuned on source + target rows "
                                                        "when teacher.name is not given")
 
@@ -306,8 +310,9 @@ class L2AConfig(Strict):
     kd: KDConfig = KDConfig()
     l2a: L2ASettings = L2ASettings()
     teacher_train: TrainConfig = TrainConfig(lr=5e-5, epochs=2.0)
-    train: TrainConfig = Field(TrainConfig(lr=1e-4, epochs=3.0), description="each round's "
-                               "student distillation")
+    train: TrainConfig = Field(TrainConfig(lr=1e-4, epochs=3.0, min_steps=50),
+                               description="each round's student distillation (min_steps: "
+                                           "a few dozen target rows are 2 steps an epoch)")
 
 
 def _merge(base: dict, new: dict) -> None:

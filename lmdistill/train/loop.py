@@ -226,7 +226,8 @@ class Trainer:
             raise ConfigError("the training set is empty")
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.state.steps_per_epoch = len(self._epoch_groups(0))
-        total = cfg.max_steps or math.ceil(cfg.epochs * self.state.steps_per_epoch)
+        total = cfg.max_steps or max(math.ceil(cfg.epochs * self.state.steps_per_epoch),
+                                     cfg.min_steps or 0)
         self.total_steps = max(total, 1)
 
         hook = getattr(self.objective, "configure_optimizers", None)

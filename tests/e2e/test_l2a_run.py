@@ -60,24 +60,29 @@ def test_l2a_bad_input(tiny_bert, tmp_path, capsys):
 
 def test_baselines_share_rows_teacher_and_round0_with_l2a(tiny_bert, mlm, tmp_path):
     """EDA / CBERT / no augmentation as `l2a.augmenter` in the same pipeline: with L2A's
-    teacher, the round-0 student is the same run (same metric); the baseline adds exactly
-    `augment_samples` augmented rows to the student's training rows."""
-    ref = api.l2a(_cfg(tmp_path, tiny_bert, mlm, **{"l2a.rounds": 1}))
+    teacher, the round-0 student is the same run (same metric); every method trains the same
+    rounds for the same steps (a chained round must not be an advantage of L2A's); the
+    baseline spreads exactly `augment_samples` augmented rows over the rounds (5 + 6)."""
+    ref = api.l2a(_cfg(tmp_path, tiny_bert, mlm))
     teacher = str(tmp_path / "l2a" / "stages" / "00-teacher" / "model")
+
+    def steps(out):  # per round, from each stage's metrics (L2A's stage 00 is its teacher)
+        return [json.loads(p.read_text())["steps"]
+                for p in sorted((out / "stages").glob("*-round-*/metrics.json"))]
+
     got = {}
     for aug in ("none", "eda", "cbert"):
         got[aug] = api.l2a(_cfg(tmp_path, tiny_bert, mlm, **{
             "output_dir": str(tmp_path / aug), "teacher.name": teacher,
-            "l2a.augmenter": aug, "l2a.augment_samples": 10}))
+            "l2a.augmenter": aug, "l2a.augment_samples": 11}))
         assert got[aug]["rounds"][0]["metric"] == ref["rounds"][0]["metric"]
         assert got[aug]["augmenter"] == aug
-    assert [r["round"] for r in got["none"]["rounds"]] == [0]
+        assert [r["round"] for r in got[aug]["rounds"]] == [0, 1, 2]
+        assert steps(tmp_path / aug) == steps(tmp_path / "l2a") == [3, 3, 3]
     assert got["none"]["kept_total"] == 0
     for aug in ("eda", "cbert"):
-        assert got[aug]["kept_total"] == 10
-        stage = json.loads((tmp_path / aug / "stages" / f"01-{aug}" / "stage.json")
-                           .read_text())["result"]
-        assert stage["kept_total"] == 10
-        metrics = json.loads((tmp_path / aug / "stages" / f"01-{aug}" / "metrics.json")
-                             .read_text())
-        assert metrics["train_examples"] == ref["target_rows"] + 10
+        assert [r["kept_total"] for r in got[aug]["rounds"]] == [0, 5, 11]
+        for r, total in ((1, 5), (2, 11)):
+            metrics = json.loads((tmp_path / aug / "stages" / f"{r:02d}-round-{r:02d}"
+                                  / "metrics.json").read_text())
+            assert metrics["train_examples"] == ref["target_rows"] + total

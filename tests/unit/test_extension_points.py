@@ -139,6 +139,18 @@ def test_alternating_run_resumes_to_the_same_weights(tmp_path):
         torch.testing.assert_close(resumed.state_dict()[k], v, atol=0, rtol=0)
 
 
+def test_min_steps_raises_the_run_length_of_a_small_set_only(tmp_path):
+    """40 rows at batch 8 are 5 steps an epoch: 2 epochs = 10 steps; min_steps 23 trains 23
+    (into a fifth epoch), min_steps 4 changes nothing, and max_steps still wins."""
+    def steps(name, **over):
+        return Trainer(Toy(), toy_data(40), cfg(**over), tmp_path / name).fit()["step"]
+
+    assert steps("a") == 10
+    assert steps("b", min_steps=23) == 23
+    assert steps("c", min_steps=4) == 10
+    assert steps("d", min_steps=23, max_steps=7) == 7
+
+
 def test_custom_step_without_loss_is_refused(tmp_path):
     class NoLoss(Toy):
         def training_step(self, trainer, group):

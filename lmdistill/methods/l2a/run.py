@@ -14,10 +14,14 @@
 The final student (the last round's) is evaluated on the target task's eval split; the
 report draws the reward, kept fraction and held-out metric per round.
 
-Baselines in the same pipeline (``l2a.augmenter``): ``eda`` / ``cbert`` replace the rounds by
-one stage that distils the round-0 student on the target rows plus ``augment_samples``
-augmented copies of them (all kept, teacher-labelled); ``none`` stops at round 0 (the student
-without augmentation). Same seed, same rows, same teacher: the rows of one comparison.
+Baselines in the same pipeline (``l2a.augmenter``), in the same rounds so that every row of a
+comparison trains its student for the same number of steps: ``eda`` / ``cbert`` add their share
+of ``augment_samples`` augmented copies of the target rows each round (all kept,
+teacher-labelled) instead of the generator's selected candidates; ``none`` trains the same
+rounds on the target rows alone. Same seed, same rows, same teacher, same round-0 student.
+Each round continues from the previous round's student, so without matched rounds a method
+with more rounds would win on training length alone; ``train.min_steps`` keeps a round on a
+few dozen target rows from being two optimizer steps.
 """
 
 from __future__ import annotations
@@ -180,33 +184,38 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
                     "selector": upd, "model": res["model"], "kept_texts": extra}
         return run
 
-    def baseline_stage(ctx):
-        """EDA / CBERT: ``augment_samples`` augmented target rows (no selection), teacher-
-        labelled, the round-0 student distilled on the target rows plus them."""
-        from ...augment.run import make_augmenter
+    def baseline_round(r: int):
+        """EDA / CBERT (or nothing): this round's share of ``augment_samples`` augmented
+        target rows (no selection), teacher-labelled, added to the earlier rounds' ones; the
+        previous round's student distilled on the target rows plus all of them."""
+        def run(ctx):
+            from ...augment.run import make_augmenter
 
-        prev = ctx.results["round-00"]
-        n = s.augment_samples or s.rounds * s.candidates
-        aug = make_augmenter(s.augmenter, cfg.data.data_dir, -(-n // len(fit)), s.mlm)
-        texts = _texts(fit)
-        if getattr(aug, "labels", None) is not None:  # label-conditional CBERT
-            made = aug(texts, cfg.train.seed, [e.label for e in fit])
-        else:
-            made = aug(texts, cfg.train.seed)
-        extra = [t for _, t in random.Random(cfg.train.seed).sample(made, min(n, len(made)))]
-        res = student_run(ctx, prev["model"], extra)
-        return {"round": 1, "metric": res[primary], "reward": res[primary] - prev["metric"],
-                "kept_total": len(extra), "model": res["model"], "augmenter": s.augmenter}
+            prev = ctx.results[f"round-{r - 1:02d}"]
+            n = s.augment_samples or s.rounds * s.candidates
+            share = n * r // s.rounds - n * (r - 1) // s.rounds  # sums to n over the rounds
+            new: list = []
+            if s.augmenter != "none" and share:
+                aug = make_augmenter(s.augmenter, cfg.data.data_dir, -(-share // len(fit)),
+                                     s.mlm)
+                texts, seed = _texts(fit), cfg.train.seed + r
+                if getattr(aug, "labels", None) is not None:  # label-conditional CBERT
+                    made = aug(texts, seed, [e.label for e in fit])
+                else:
+                    made = aug(texts, seed)
+                new = [t for _, t in random.Random(seed).sample(made, min(share, len(made)))]
+            extra = [tuple(t) if isinstance(t, list) else t for t in prev["kept_texts"]] + new
+            res = student_run(ctx, prev["model"], extra)
+            return {"round": r, "metric": res[primary], "reward": res[primary] - prev["metric"],
+                    "kept": len(new), "kept_total": len(extra), "model": res["model"],
+                    "augmenter": s.augmenter, "kept_texts": extra}
+        return run
 
     stages = ([] if cfg.teacher.name else [Stage("teacher", teacher_stage)])
-    if s.augmenter == "l2a":
-        names = [f"round-{r:02d}" for r in range(s.rounds + 1)]
-        stages += [Stage(nm, round_stage(r)) for r, nm in enumerate(names)]
-    else:  # a baseline in the same pipeline: the same rows, teacher and round-0 student
-        names = ["round-00"] + ([] if s.augmenter == "none" else [s.augmenter])
-        stages += [Stage("round-00", round_stage(0))]
-        if s.augmenter != "none":
-            stages.append(Stage(s.augmenter, baseline_stage))
+    names = [f"round-{r:02d}" for r in range(s.rounds + 1)]
+    # a baseline runs in the same pipeline and rounds: same rows, teacher, round-0 student
+    later = round_stage if s.augmenter == "l2a" else baseline_round
+    stages += [Stage(nm, round_stage(0) if r == 0 else later(r)) for r, nm in enumerate(names)]
     results = Pipeline(stages, out, print if cfg.train.progress else None).run(resume=resume)
     last = results[names[-1]]
     final = api_evaluate(last["model"], cfg)
