@@ -11,12 +11,15 @@ length, batch size, rows and seed are set here; the KD run gets the no-KD run as
     .venv/bin/python benchmarks/kd_vs_nokd.py --task mrpc --seeds 1 2 3
 
 Writes ``results/kdvs_<task>_s<layers>_<kd|nokd>_s<seed>.json`` (rows already there are
-skipped) and ``results/kdvs_<task>_teacher.json``.
+skipped) and ``results/kdvs_<task>_teacher.json``. ``--augment 4`` adds ``kd-eda4`` rows: KD
+whose transfer set also holds 4 EDA copies of each training row (``lmdistill augment``,
+labelled by the teacher through ``extra_texts``), stopped at the no-KD run's step count.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -25,6 +28,7 @@ from common import RESULTS, write_result
 
 from lmdistill import api
 from lmdistill import config as C
+from lmdistill.augment.run import read_texts
 from lmdistill.methods.kd.run import distill, make_student
 
 #: training rows per task (None: all): SST-2 is subsampled to keep a CPU run short
@@ -40,6 +44,9 @@ ap.add_argument("--teacher", default=None, help="a fine-tuned teacher folder to 
                 "(default: fine-tune minilm-l6 into <root>/<task>/teacher)")
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--root", default="runs/bench/kdvs")
+ap.add_argument("--augment", type=int, default=0, metavar="N",
+                help="also a KD row whose transfer set adds N EDA copies of every training row "
+                     "(teacher-labelled, soft loss only), at the no-KD run's steps")
 a = ap.parse_args()
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
 root = Path(a.root) / a.task
@@ -83,3 +90,20 @@ for seed in a.seeds:
             write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
                                 "alpha": defaults.kd.alpha,
                                 "temperature": defaults.kd.temperature, **res}, cmd)
+        if a.augment:
+            name = f"kdvs_{a.task}_s{k}_kd-eda{a.augment}_s{seed}"
+            aug = root / f"eda{a.augment}-s{seed}.jsonl"  # copies of this seed's rows
+            if not aug.exists():
+                api.augment("eda", aug, a.task, n_aug=a.augment, seed=seed,
+                            limit=common["data.limit"])
+            if not (RESULTS / f"{name}.json").exists():
+                steps = json.loads((RESULTS / f"kdvs_{a.task}_s{k}_nokd_s{seed}.json")
+                                   .read_text())["steps"]
+                res = distill(C.build(C.DistillConfig, overrides={
+                    **common, "output_dir": str(root / f"s{k}-kd-eda{a.augment}-s{seed}"),
+                    "teacher.name": str(teacher), "student.kind": "pretrained",
+                    "student.base": str(init), "train.max_steps": steps, "train.seed": seed,
+                    "kd.reference": str(nokd_dir)}), resume=True, extra_texts=read_texts(aug))
+                write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
+                                    "augment": f"eda x{a.augment}", "alpha": defaults.kd.alpha,
+                                    "temperature": defaults.kd.temperature, **res}, cmd)
