@@ -152,6 +152,11 @@ class KDConfig(Strict):
                                                "(e.g. a first stage of layer matching)")
     reference: str | None = Field(None, description="a finished no-KD run (its directory): "
                                                     "the report compares the student with it")
+    augment: Literal["none", "eda", "cbert"] = Field(
+        "none", description="add augment_copies augmented copies of every training row to the "
+                            "transfer set (teacher-labelled, soft loss only)")
+    augment_copies: int = Field(4, ge=1)
+    augment_mlm: str | None = Field(None, description="kd.augment=cbert: the masked LM")
 
 
 class DistillConfig(Strict):

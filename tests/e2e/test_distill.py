@@ -266,6 +266,26 @@ def test_cli_unlabelled_split_adds_the_tasks_test_texts_without_labels(teacher, 
             "data.unlabelled_splits": ["nope"]}).data)
 
 
+def test_kd_augment_adds_eda_copies_of_the_run_rows_as_teacher_labelled_text(teacher, tmp_path):
+    """`kd.augment=eda`: augment_copies EDA copies of each of the run's (seeded) training rows
+    join the transfer set unlabelled — the same copies `lmdistill augment` writes for those
+    rows and seed — and the run trains on rows + copies."""
+    from lmdistill.augment.run import make_augmenter
+    from lmdistill.methods.kd.run import augmented_texts
+
+    cfg = dcfg(teacher, tmp_path / "aug", **{"kd.augment": "eda", "kd.augment_copies": 2,
+                                              "train.max_steps": 2})
+    res = distill(cfg)
+    assert res["unlabelled_rows"] == 2 * LIMIT
+    assert res["train_examples"] == 3 * LIMIT
+    rows = get_task("sst2").load("train", limit=LIMIT, seed=cfg.train.seed)
+    want = [t for _, t in make_augmenter("eda", None, 2)([e.text_a for e in rows],
+                                                         cfg.train.seed)]
+    assert augmented_texts(rows, cfg) == want
+    assert len(set(want) - {e.text_a for e in rows}) > LIMIT  # real edits, not copies
+    assert augmented_texts(rows, dcfg(teacher, tmp_path / "none")) == []
+
+
 def test_teacher_fn_with_another_tokenizer(tiny_bert, tmp_path):
     helpers = _unit_helpers()
     rows = get_task("sst2").load("train", limit=LIMIT, seed=42)  # the run's seeded subset

@@ -157,7 +157,8 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
 
     examples = (list(train_examples) if train_examples is not None else
                 task.load(cfg.data.train_split, limit=cfg.data.limit, seed=cfg.train.seed))
-    extra_texts = list(extra_texts or []) + split_texts(task, cfg.data)
+    extra_texts = (list(extra_texts or []) + split_texts(task, cfg.data)
+                   + augmented_texts(examples, cfg))
     if extra_texts:
         examples += [Example(t[0] if isinstance(t, tuple) else t,
                              t[1] if isinstance(t, tuple) else None, None, -1 - i)
@@ -319,6 +320,24 @@ def split_texts(task, data: C.DataConfig) -> list:
         out += [(e.text_a, e.text_b) if e.text_b is not None else e.text_a for e in rows]
         print(f"distill: {len(rows)} unlabelled rows from the '{split}' split (labels dropped)")
     return out
+
+
+def augmented_texts(examples: list[Example], cfg: C.DistillConfig) -> list:
+    """``kd.augment``: ``augment_copies`` EDA / CBERT copies of every labelled training row
+    (seeded by ``train.seed``), for the teacher to label: more transfer text than the rows the
+    teacher was fine-tuned on, whose soft labels carry little beyond the gold ones."""
+    if cfg.kd.augment == "none":
+        return []
+    from ...augment.run import make_augmenter
+
+    rows = [e for e in examples if e.label is not None]
+    aug = make_augmenter(cfg.kd.augment, cfg.data.data_dir, cfg.kd.augment_copies,
+                         cfg.kd.augment_mlm)
+    made = aug([(e.text_a, e.text_b) if e.text_b is not None else e.text_a for e in rows],
+               cfg.train.seed)
+    print(f"distill: kd.augment={cfg.kd.augment}: {len(made)} augmented rows from {len(rows)} "
+          "training rows (teacher-labelled)")
+    return [t for _, t in made]
 
 
 def auto_temperature(task, dev, logits) -> tuple[float, dict]:
