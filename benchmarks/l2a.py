@@ -39,6 +39,9 @@ ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
 ap.add_argument("--mlm", default="runs/bench/mlm/teacher-minilm-full/model",
                 help="masked LM of the generator and of CBERT (benchmarks/mlm_teachers.py)")
 ap.add_argument("--rows", default="l2a,none,eda,cbert,l2a-nosource,l2a-notarget,teacher")
+ap.add_argument("--candidates", type=int, default=None,
+                help="generated candidates per round (default: the L2AConfig one, 64); EDA and "
+                     "CBERT then match L2A's kept rows as always. Rows are named ..._c<N>")
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--root", default="runs/bench/l2a")
 a = ap.parse_args()
@@ -47,27 +50,31 @@ target, source, source_limit = SETTINGS[a.setting]
 want = a.rows.split(",")
 
 
+tag = f"-c{a.candidates}" if a.candidates else ""  # in the row name and the run folder
+
+
 def run(row: str, seed: int, **over) -> dict:
-    name = f"l2a_{a.setting}_f{a.fraction:g}_{row}_s{seed}"
+    name = f"l2a_{a.setting}_f{a.fraction:g}{tag}_{row}_s{seed}"
     path = RESULTS / f"{name}.json"
     if path.exists():
         return json.loads(path.read_text())
     cfg = C.build(C.L2AConfig, overrides={
-        "output_dir": f"{a.root}/{a.setting}-f{a.fraction:g}-s{seed}/{row}",
+        "output_dir": f"{a.root}/{a.setting}-f{a.fraction:g}{tag}-s{seed}/{row}",
         "data.task": target, "data.max_length": 128, "l2a.source_task": source,
         "l2a.source_limit": source_limit, "l2a.target_fraction": a.fraction,
         "l2a.mlm": a.mlm, "train.seed": seed, "teacher_train.seed": seed,
         "train.num_threads": a.threads, "teacher_train.num_threads": a.threads,
-        "train.progress": False, "teacher_train.progress": False, **over})
+        "train.progress": False, "teacher_train.progress": False,
+        **({"l2a.candidates": a.candidates} if a.candidates else {}), **over})
     res = api.l2a(cfg, resume=True)
     write_result(name, {"setting": a.setting, "fraction": a.fraction, "row": row, "seed": seed,
-                        **res}, cmd)
+                        "candidates": a.candidates or 64, **res}, cmd)
     return res
 
 
 for seed in a.seeds:
     ref = run("l2a", seed)
-    teacher = f"{a.root}/{a.setting}-f{a.fraction:g}-s{seed}/l2a/stages/00-teacher/model"
+    teacher = f"{a.root}/{a.setting}-f{a.fraction:g}{tag}-s{seed}/l2a/stages/00-teacher/model"
     n = max(1, ref["kept_total"])  # matched numbers of augmented rows
     rows = {"none": {"l2a.augmenter": "none"},
             "eda": {"l2a.augmenter": "eda", "l2a.augment_samples": n},
@@ -77,8 +84,8 @@ for seed in a.seeds:
     for row, over in rows.items():
         if row in want:
             run(row, seed, **{"teacher.name": teacher, **over})
-    name = f"l2a_{a.setting}_f{a.fraction:g}_teacher_s{seed}"
+    name = f"l2a_{a.setting}_f{a.fraction:g}{tag}_teacher_s{seed}"
     if "teacher" in want and not (RESULTS / f"{name}.json").exists():
         res = api.evaluate(teacher, target, "dev", progress=False)
         write_result(name, {"setting": a.setting, "fraction": a.fraction, "row": "teacher",
-                            "seed": seed, "final": res}, cmd)
+                            "seed": seed, "candidates": a.candidates or 64, "final": res}, cmd)

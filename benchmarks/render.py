@@ -599,7 +599,8 @@ def l2a_section(res: dict) -> list[str]:
         return []
     by: dict = {}
     for r in rows:
-        by.setdefault((r["setting"], r["fraction"]), {}).setdefault(r["row"], []).append(r)
+        by.setdefault((r["setting"], r["fraction"], r.get("candidates", 64)), {}
+                      ).setdefault(r["row"], []).append(r)
     out = ["## L2A: learning to augment in data-scarce targets", "",
            "2-layer students distilled from all-MiniLM-L6-v2 fine-tuned on source + the "
            "available target rows; every row of a setting and seed shares the teacher, the "
@@ -608,8 +609,9 @@ def l2a_section(res: dict) -> list[str]:
            "its rounds on the target rows alone); EDA and CBERT add as many augmented rows as "
            "L2A kept (`kept`), spread over the rounds. Target-task dev accuracy, mean ± stdev "
            "(seeds).", ""]
-    for (setting, frac), rs in sorted(by.items()):
-        out += [f"**{setting}, {frac:g} of the target's training rows**", "",
+    for (setting, frac, cands), rs in sorted(by.items()):
+        out += [f"**{setting}, {frac:g} of the target's training rows, {cands} generated "
+                "candidates a round**", "",
                 "| row | accuracy | seeds | kept | command |", "|---|---|---|---|---|"]
         for name in L2A_ROWS:
             if name not in rs:
