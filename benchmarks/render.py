@@ -548,8 +548,11 @@ def kdvs_section(res: dict) -> list[str]:
            "pts | target | command |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (task, k, aug) in sorted({(t, k, a) for t, k, a in by if a is not False}):
         m = KDVS_METRIC.get(task, "accuracy")
-        no = [r[m] for r in by.get((task, k, False), [])]
-        kd = [r[m] for r in by.get((task, k, aug), [])]
+        kd_rows = by.get((task, k, aug), [])
+        seeds = {r["seed"] for r in kd_rows}  # compare on the seeds both rows have
+        no = [r[m] for r in by.get((task, k, False), []) if r["seed"] in seeds]
+        kd = [r[m] for r in kd_rows if r["seed"] in {x["seed"] for x in
+                                                        by.get((task, k, False), [])}]
         if not no or not kd:
             continue
         t = teachers.get(task, {}).get(m)
