@@ -157,7 +157,14 @@ def test_pair_task_search_export_and_retrain_from_json(tiny_bert, tmp_path):
     assert not (tmp_path / "given" / "stages" / "01-search").exists()
 
 
-def test_search_resumes_after_a_kill_to_the_same_weights(tiny_bert, tmp_path):
+def test_search_resumes_after_a_kill_to_the_same_weights(tiny_bert, tmp_path, monkeypatch):
+    import functools
+
+    from lmdistill.train.pipeline import Pipeline
+
+    # keep the finished stages' checkpoints: the kill is faked from the finished run's ones
+    monkeypatch.setattr(Pipeline, "__init__",
+                        functools.partialmethod(Pipeline.__init__, keep_checkpoints=True))
     cfg = _search_cfg(tmp_path, tiny_bert, **{"train.max_steps": 8, "train.save_every": 2,
                                               "train.keep_checkpoints": 10})
     api.search(cfg)

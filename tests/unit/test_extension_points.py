@@ -202,6 +202,10 @@ def test_pipeline_resumes_after_a_kill_in_stage_two(tmp_path):
         _pipeline(tmp_path / "p", calls, kill_at=3).run()
     p = _pipeline(tmp_path / "p", calls)
     assert p.status() == {"one": "done", "two": "started"}
+    # a finished stage's checkpoints are gone (its model stays); the killed one keeps its own
+    assert not (tmp_path / "p/stages/00-one/checkpoints").exists()
+    assert (tmp_path / "p/stages/00-one/model/w.pt").exists()
+    assert any((tmp_path / "p/stages/01-two/checkpoints").iterdir())
     with pytest.raises(ConfigError, match="--resume"):
         p.run()
     calls.clear()
@@ -213,6 +217,11 @@ def test_pipeline_resumes_after_a_kill_in_stage_two(tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert json.loads((tmp_path / "p/stages/00-one/stage.json").read_text())["index"] == 0
+    assert not (tmp_path / "p/stages/01-two/checkpoints").exists()
+    kept = Pipeline(_pipeline(tmp_path / "k", []).stages, tmp_path / "k", progress=None,
+                    keep_checkpoints=True)
+    kept.run()
+    assert any((tmp_path / "k/stages/00-one/checkpoints").iterdir())
 
 
 def test_pipeline_rejects_duplicate_stage_names(tmp_path):
