@@ -12,8 +12,9 @@ length, batch size, rows and seed are set here; the KD run gets the no-KD run as
 
 Writes ``results/kdvs_<task>_s<layers>_<kd|nokd>_s<seed>.json`` (rows already there are
 skipped) and ``results/kdvs_<task>_teacher.json``. ``--augment 4`` adds ``kd-eda4`` rows: KD
-whose transfer set also holds 4 EDA copies of each training row (``lmdistill augment``,
-labelled by the teacher through ``extra_texts``), stopped at the no-KD run's step count.
+whose transfer set also holds 4 EDA copies of each training row (``-o kd.augment=eda``: the
+copies ``lmdistill augment`` writes for the run's rows and seed, labelled by the teacher),
+stopped at the no-KD run's step count.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from common import RESULTS, write_result
 
 from lmdistill import api
 from lmdistill import config as C
-from lmdistill.augment.run import read_texts
 from lmdistill.methods.kd.run import distill, make_student
 
 #: training rows per task (None: all): SST-2 is subsampled to keep a CPU run short
@@ -90,20 +90,16 @@ for seed in a.seeds:
             write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
                                 "alpha": defaults.kd.alpha,
                                 "temperature": defaults.kd.temperature, **res}, cmd)
-        if a.augment:
-            name = f"kdvs_{a.task}_s{k}_kd-eda{a.augment}_s{seed}"
-            aug = root / f"eda{a.augment}-s{seed}.jsonl"  # copies of this seed's rows
-            if not aug.exists():
-                api.augment("eda", aug, a.task, n_aug=a.augment, seed=seed,
-                            limit=common["data.limit"])
-            if not (RESULTS / f"{name}.json").exists():
-                steps = json.loads((RESULTS / f"kdvs_{a.task}_s{k}_nokd_s{seed}.json")
-                                   .read_text())["steps"]
-                res = distill(C.build(C.DistillConfig, overrides={
-                    **common, "output_dir": str(root / f"s{k}-kd-eda{a.augment}-s{seed}"),
-                    "teacher.name": str(teacher), "student.kind": "pretrained",
-                    "student.base": str(init), "train.max_steps": steps, "train.seed": seed,
-                    "kd.reference": str(nokd_dir)}), resume=True, extra_texts=read_texts(aug))
-                write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
-                                    "augment": f"eda x{a.augment}", "alpha": defaults.kd.alpha,
-                                    "temperature": defaults.kd.temperature, **res}, cmd)
+        name = f"kdvs_{a.task}_s{k}_kd-eda{a.augment}_s{seed}"
+        if a.augment and not (RESULTS / f"{name}.json").exists():
+            steps = json.loads((RESULTS / f"kdvs_{a.task}_s{k}_nokd_s{seed}.json")
+                               .read_text())["steps"]
+            res = distill(C.build(C.DistillConfig, overrides={
+                **common, "output_dir": str(root / f"s{k}-kd-eda{a.augment}-s{seed}"),
+                "teacher.name": str(teacher), "student.kind": "pretrained",
+                "student.base": str(init), "train.max_steps": steps, "train.seed": seed,
+                "kd.augment": "eda", "kd.augment_copies": a.augment,
+                "kd.reference": str(nokd_dir)}), resume=True)
+            write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
+                                "augment": f"eda x{a.augment}", "alpha": defaults.kd.alpha,
+                                "temperature": defaults.kd.temperature, **res}, cmd)

@@ -104,6 +104,11 @@ def run(data_dir: str | None = None, out: str = "runs/demo", train_limit: int = 
     return summary
 
 
+def _kind(backend: str) -> str:
+    """What a quantize backend makes of the weights, for the table: INT8 or BF16."""
+    return "BF16" if backend == "bf16" else "INT8"
+
+
 def render(s: dict) -> str:
     from .hardware import machine_line
 
@@ -148,8 +153,3 @@ def render(s: dict) -> str:
 
 if __name__ == "__main__":
     print(json.dumps(run(), indent=2))
-
-
-def _kind(backend: str) -> str:
-    """What a quantize backend makes of the weights, for the table: INT8 or BF16."""
-    return "BF16" if backend == "bf16" else "INT8"

@@ -32,6 +32,14 @@ def make_augmenter(method: str, data_dir=None, n_aug: int = 4, mlm: str | None =
                       f"{', '.join(METHODS)}")
 
 
+def augment_rows(aug, texts: list, seed: int, labels: list | None = None) -> list:
+    """``aug`` over ``texts``: ``[(source index, augmented text)]``; a label-conditional CBERT
+    (an MLM from ``finetune --task cbert:<task>``) is given the rows' labels."""
+    if getattr(aug, "labels", None) is not None:
+        return aug(texts, seed, labels if labels is not None else [None] * len(texts))
+    return aug(texts, seed)
+
+
 def augment(method: str, output: str | Path, task: str | None = None,
             input_file: str | None = None, data_dir=None, split: str = "train",
             limit: int | None = None, n_aug: int = 4, seed: int = 0,
@@ -55,8 +63,7 @@ def augment(method: str, output: str | Path, task: str | None = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     with open(out, "w") as f:
-        conditional = getattr(aug, "labels", None) is not None  # label-conditional CBERT
-        for src, t in (aug(texts, seed, labels) if conditional else aug(texts, seed)):
+        for src, t in augment_rows(aug, texts, seed, labels):
             a, b = t if isinstance(t, tuple) else (t, None)
             f.write(json.dumps({"text_a": a, "text_b": b, "source": src,
                                 "label": labels[src], "method": method}) + "\n")

@@ -328,13 +328,13 @@ def augmented_texts(examples: list[Example], cfg: C.DistillConfig) -> list:
     teacher was fine-tuned on, whose soft labels carry little beyond the gold ones."""
     if cfg.kd.augment == "none":
         return []
-    from ...augment.run import make_augmenter
+    from ...augment.run import augment_rows, make_augmenter
 
     rows = [e for e in examples if e.label is not None]
     aug = make_augmenter(cfg.kd.augment, cfg.data.data_dir, cfg.kd.augment_copies,
                          cfg.kd.augment_mlm)
-    made = aug([(e.text_a, e.text_b) if e.text_b is not None else e.text_a for e in rows],
-               cfg.train.seed)
+    made = augment_rows(aug, [(e.text_a, e.text_b) if e.text_b is not None else e.text_a
+                              for e in rows], cfg.train.seed, [e.label for e in rows])
     print(f"distill: kd.augment={cfg.kd.augment}: {len(made)} augmented rows from {len(rows)} "
           "training rows (teacher-labelled)")
     return [t for _, t in made]

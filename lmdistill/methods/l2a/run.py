@@ -189,7 +189,7 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
         target rows (no selection), teacher-labelled, added to the earlier rounds' ones; the
         previous round's student distilled on the target rows plus all of them."""
         def run(ctx):
-            from ...augment.run import make_augmenter
+            from ...augment.run import augment_rows, make_augmenter
 
             prev = ctx.results[f"round-{r - 1:02d}"]
             n = s.augment_samples or s.rounds * s.candidates
@@ -198,11 +198,8 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
             if s.augmenter != "none" and share:
                 aug = make_augmenter(s.augmenter, cfg.data.data_dir, -(-share // len(fit)),
                                      s.mlm)
-                texts, seed = _texts(fit), cfg.train.seed + r
-                if getattr(aug, "labels", None) is not None:  # label-conditional CBERT
-                    made = aug(texts, seed, [e.label for e in fit])
-                else:
-                    made = aug(texts, seed)
+                seed = cfg.train.seed + r
+                made = augment_rows(aug, _texts(fit), seed, [e.label for e in fit])
                 new = [t for _, t in random.Random(seed).sample(made, min(share, len(made)))]
             extra = [tuple(t) if isinstance(t, list) else t for t in prev["kept_texts"]] + new
             res = student_run(ctx, prev["model"], extra)
