@@ -37,7 +37,7 @@ ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--seed", type=int, default=42)
 ap.add_argument("--root", default="runs/bench")
 ap.add_argument("--only", default="search", help="comma list of rows: search, nokd, noeff, "
-                                               "beta0.5, beta0.2")
+                                               "beta<β> (e.g. beta0.2: the search at that β)")
 ap.add_argument("--arch-from", default=None, help="retrain the architecture searched on this "
                                                   "task (its adabert_<task>_search result)")
 a = ap.parse_args()
@@ -58,6 +58,11 @@ t_eval = api.evaluate(teacher, a.task, "dev", progress=False)
 ROWS = {"search": {}, "nokd": {"adabert.gamma": 0.0}, "noeff": {"adabert.beta": 0.0},
         "beta0.5": {"adabert.beta": 0.5}, "beta0.2": {"adabert.beta": 0.2}}
 rows = [r.strip() for r in a.only.split(",")]
+for r in rows:
+    if r.startswith("beta") and r not in ROWS:
+        ROWS[r] = {"adabert.beta": float(r[4:])}
+    elif r not in ROWS:
+        ap.error(f"unknown row {r!r}: one of {', '.join(ROWS)} or beta<β>")
 if a.arch_from:
     src = json.loads((RESULTS / f"adabert_{a.arch_from}_search.json").read_text())
     rows = [f"arch-{a.arch_from}"]
