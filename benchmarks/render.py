@@ -590,41 +590,45 @@ L2A_ROWS = ("teacher", "none", "eda", "cbert", "l2a", "l2a-nosource", "l2a-notar
 
 
 def l2a_gaps(rs: dict) -> tuple[str, list[float]] | None:
-    """The best baseline (highest mean over the seeds) and, per seed that has both, L2A minus
-    that baseline in points: a paired difference, the seeds sharing teacher and rows."""
+    """The best baseline and, per seed that has both rows, L2A minus that baseline in points:
+    paired differences (a seed's rows share teacher, target rows and round-0 student), so a
+    seed still running never mixes into a mean. The best baseline is the one L2A leads least
+    on those seeds."""
     def acc(name):
         return {r["seed"]: r["final"]["accuracy"] for r in rs.get(name, [])}
 
     l2a = acc("l2a")
-    base = {b: acc(b) for b in ("none", "eda", "cbert") if acc(b)}
-    if not l2a or not base:
+    diffs = {b: [100 * (l2a[s] - v[s]) for s in sorted(l2a) if s in v]
+             for b in ("none", "eda", "cbert") if (v := acc(b))}
+    diffs = {b: d for b, d in diffs.items() if d}
+    if not diffs:
         return None
-    best = max(base, key=lambda b: statistics.mean(base[b].values()))
-    return best, [100 * (l2a[s] - base[best][s]) for s in sorted(l2a) if s in base[best]]
+    best = min(diffs, key=lambda b: statistics.mean(diffs[b]))
+    return best, diffs[best]
 
 
 def l2a_verdict(rs: dict) -> str:
     """The issue's targets for one setting: L2A ≥ the best baseline + 1.5 points, and the
-    student ≥ the teacher; the gap also per seed (paired)."""
-    def mean(name):
-        v = [r["final"]["accuracy"] for r in rs.get(name, [])]
-        return statistics.mean(v) if v else None
-
+    student ≥ the teacher, both on the seeds that have both rows."""
     g = l2a_gaps(rs)
     if g is None:
-        return "Targets: not measured yet (needs the l2a row and a baseline)."
+        return "Targets: not measured yet (needs the l2a row and a baseline on one seed)."
     best, per_seed = g
-    l2a = mean("l2a")
-    gap = 100 * (l2a - mean(best))
-    line = (f"Targets: L2A − best baseline ({best}) = {gap:+.1f} points "
+    gap = statistics.mean(per_seed)
+    line = (f"Targets: L2A − best baseline ({best}) = {gap:+.1f} points over "
+            f"{len(per_seed)} seed{'s' if len(per_seed) > 1 else ''} "
             f"({'met' if gap >= 1.5 else 'not met'}: ≥ +1.5)")
     if len(per_seed) > 1:
-        line += (f"; paired per seed {', '.join(f'{d:+.1f}' for d in per_seed)} "
-                 f"({statistics.mean(per_seed):+.1f} ± {statistics.stdev(per_seed):.1f})")
-    if mean("teacher") is not None:
-        t = mean("teacher")
-        line += (f"; L2A student {100 * l2a:.1f} vs teacher {100 * t:.1f} "
-                 f"({'matches or beats' if l2a >= t else 'below'} the teacher)")
+        line += (f"; per seed {', '.join(f'{d:+.1f}' for d in per_seed)} "
+                 f"(sd {statistics.stdev(per_seed):.1f})")
+    l2a = {r["seed"]: r["final"]["accuracy"] for r in rs.get("l2a", [])}
+    t = {r["seed"]: r["final"]["accuracy"] for r in rs.get("teacher", [])}
+    both = sorted(set(l2a) & set(t))
+    if both:
+        ms, mt = (100 * statistics.mean(d[s] for s in both) for d in (l2a, t))
+        line += (f"; L2A student {ms:.1f} vs teacher {mt:.1f} on {len(both)} seed"
+                 f"{'s' if len(both) > 1 else ''} "
+                 f"({'matches or beats' if ms >= mt else 'below'} the teacher)")
     return line + "."
 
 
