@@ -42,6 +42,13 @@ ap.add_argument("--arch-from", default=None, help="retrain the architecture sear
                                                   "task (its adabert_<task>_search result)")
 a = ap.parse_args()
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
+ROWS = {"search": {}, "nokd": {"adabert.gamma": 0.0}, "noeff": {"adabert.beta": 0.0}}
+rows = [r.strip() for r in a.only.split(",")]
+for r in rows:
+    if r.startswith("beta") and r[4:].replace(".", "", 1).isdigit():
+        ROWS[r] = {"adabert.beta": float(r[4:])}
+    elif r not in ROWS:
+        ap.error(f"unknown row {r!r}: one of {', '.join(ROWS)} or beta<β>")
 root = Path(a.root)
 teacher = a.teacher or str(root / f"teacher-{a.task}" / "model")
 if not Path(teacher).exists():
@@ -55,14 +62,6 @@ if not Path(teacher).exists():
                                                   "epochs": a.teacher_epochs, **tres}, cmd)
 t_eval = api.evaluate(teacher, a.task, "dev", progress=False)
 
-ROWS = {"search": {}, "nokd": {"adabert.gamma": 0.0}, "noeff": {"adabert.beta": 0.0},
-        "beta0.5": {"adabert.beta": 0.5}, "beta0.2": {"adabert.beta": 0.2}}
-rows = [r.strip() for r in a.only.split(",")]
-for r in rows:
-    if r.startswith("beta") and r not in ROWS:
-        ROWS[r] = {"adabert.beta": float(r[4:])}
-    elif r not in ROWS:
-        ap.error(f"unknown row {r!r}: one of {', '.join(ROWS)} or beta<β>")
 if a.arch_from:
     src = json.loads((RESULTS / f"adabert_{a.arch_from}_search.json").read_text())
     rows = [f"arch-{a.arch_from}"]

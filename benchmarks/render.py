@@ -599,17 +599,19 @@ def kdvs_section(res: dict) -> list[str]:
 L2A_ROWS = ("teacher", "none", "eda", "cbert", "l2a", "l2a-nosource", "l2a-notarget")
 
 
+def l2a_by_seed(rs: dict, name: str) -> dict[int, float]:
+    """One row's final accuracy per seed."""
+    return {r["seed"]: r["final"]["accuracy"] for r in rs.get(name, [])}
+
+
 def l2a_gaps(rs: dict) -> tuple[str, list[float]] | None:
     """The best baseline and, per seed that has both rows, L2A minus that baseline in points:
     paired differences (a seed's rows share teacher, target rows and round-0 student), so a
     seed still running never mixes into a mean. The best baseline is the one L2A leads least
     on those seeds."""
-    def acc(name):
-        return {r["seed"]: r["final"]["accuracy"] for r in rs.get(name, [])}
-
-    l2a = acc("l2a")
+    l2a = l2a_by_seed(rs, "l2a")
     diffs = {b: [100 * (l2a[s] - v[s]) for s in sorted(l2a) if s in v]
-             for b in ("none", "eda", "cbert") if (v := acc(b))}
+             for b in ("none", "eda", "cbert") if (v := l2a_by_seed(rs, b))}
     diffs = {b: d for b, d in diffs.items() if d}
     if not diffs:
         return None
@@ -631,8 +633,7 @@ def l2a_verdict(rs: dict) -> str:
     if len(per_seed) > 1:
         line += (f"; per seed {', '.join(f'{d:+.1f}' for d in per_seed)} "
                  f"(sd {statistics.stdev(per_seed):.1f})")
-    l2a = {r["seed"]: r["final"]["accuracy"] for r in rs.get("l2a", [])}
-    t = {r["seed"]: r["final"]["accuracy"] for r in rs.get("teacher", [])}
+    l2a, t = l2a_by_seed(rs, "l2a"), l2a_by_seed(rs, "teacher")
     both = sorted(set(l2a) & set(t))
     if both:
         ms, mt = (100 * statistics.mean(d[s] for s in both) for d in (l2a, t))
