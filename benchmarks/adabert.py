@@ -8,6 +8,7 @@ Each row writes ``results/adabert_<task>_<row>.json`` (rows already there are sk
     .venv/bin/python benchmarks/adabert.py --task sst2 --limit 20000            # row "search"
     .venv/bin/python benchmarks/adabert.py --task sst2 --limit 20000 --only nokd,noeff
     .venv/bin/python benchmarks/adabert.py --task mrpc --arch-from sst2          # row "arch-sst2"
+    .venv/bin/python benchmarks/adabert.py --task sst2 --arch-of beta0.2         # row "beta0.2-retrain-all"
 
 The teacher is ``runs/bench/teacher-<task>/model`` (fine-tuned like distill_matrix.py when
 missing); students train on the same seeded train subset as the distill matrix, dev is full.
@@ -40,7 +41,12 @@ ap.add_argument("--only", default="search", help="comma list of rows: search, no
                                                "beta<β> (e.g. beta0.2: the search at that β)")
 ap.add_argument("--arch-from", default=None, help="retrain the architecture searched on this "
                                                   "task (its adabert_<task>_search result)")
+ap.add_argument("--arch-of", default=None, help="retrain the architecture found by this row of "
+                                                "the same task (e.g. beta0.2) on --limit rows "
+                                                "(all when unset): row <row>-retrain-<limit|all>")
 a = ap.parse_args()
+if a.arch_from and a.arch_of:
+    ap.error("--arch-from and --arch-of exclude each other")
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
 ROWS = {"search": {}, "nokd": {"adabert.gamma": 0.0}, "noeff": {"adabert.beta": 0.0}}
 rows = [r.strip() for r in a.only.split(",")]
@@ -66,6 +72,12 @@ if a.arch_from:
     src = json.loads((RESULTS / f"adabert_{a.arch_from}_search.json").read_text())
     rows = [f"arch-{a.arch_from}"]
     ROWS[rows[0]] = {"adabert.genotype": src["architecture"]}
+if a.arch_of:
+    src_path = RESULTS / f"adabert_{a.task}_{a.arch_of}.json"
+    if not src_path.exists():
+        ap.error(f"no {src_path.name}: run the row {a.arch_of!r} first")
+    rows = [f"{a.arch_of}-retrain-{a.limit or 'all'}"]
+    ROWS[rows[0]] = {"adabert.genotype": json.loads(src_path.read_text())["architecture"]}
 for row in rows:
     name = f"adabert_{a.task}_{row}"
     if (RESULTS / f"{name}.json").exists():
@@ -87,6 +99,6 @@ for row in rows:
         "retention": res[primary] / t_eval[primary], "architecture": res["architecture"],
         "params": res["params"], "params_no_emb": res["params_no_emb"],
         "overrides": {k: v for k, v in ROWS[row].items() if k != "adabert.genotype"},
-        "arch_from": a.arch_from, "model_dir": str(out / "model"),
+        "arch_from": a.arch_from, "arch_of": a.arch_of, "model_dir": str(out / "model"),
         "costs": json.loads((out / "costs.json").read_text()) if (out / "costs.json").exists()
         else None, "result": res}, cmd)

@@ -313,7 +313,10 @@ def adabert_section(res: dict) -> list[str]:
                      "nokd": "AdaBERT w/o KD (γ=0)",
                      "noeff": "AdaBERT w/o efficiency (β=0)"}.get(
                          r["row"], f"AdaBERT (β={r['row'][4:]})" if r["row"].startswith("beta")
-                         else r["row"])
+                         and "-retrain-" not in r["row"] else r["row"])
+            if r.get("arch_of"):
+                label = (f"the {r['arch_of']} architecture, retrained on "
+                         f"{r['result']['train_examples']:,} rows")
             out.append(f"| {task} | {label} | {a['cells']} cells; {', '.join(ops)} | {p} "
                        f"{r['metric']:.4f} | {100 * r['retention']:.1f}% | "
                        f"{r['params'] / 1e6:.2f}M ({r['params_no_emb'] / 1e6:.2f}M) | {s1} | "
