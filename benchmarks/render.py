@@ -279,6 +279,24 @@ def mlm_downstream_section(res: dict) -> list[str]:
     return out
 
 
+def adabert_sst2_target(res: dict) -> tuple[bool, str, list] | None:
+    """Issue 11's SST-2 target over the timed students: (met, one entry per student, the
+    timed students as (row, retention, b=32 speedup))."""
+    rows = [r for k, r in res.items() if k.startswith("adabert_sst2_")]
+    sp = {m["label"]: m for m in res.get("adabertspeed_sst2", {}).get("models", [])}
+    cands = [(r, sp[f"adabert-{r['row']}"]) for r in rows if f"adabert-{r['row']}" in sp]
+    if not cands:
+        return None
+    ok = any(r["retention"] >= 0.95 and m["batch32"]["speedup"] >= 8 for r, m in cands)
+    untimed = [r for r in rows if f"adabert-{r['row']}" not in sp
+               and not r["row"].startswith("arch-")]
+    timed = [(r["row"], r["retention"], m["batch32"]["speedup"]) for r, m in cands]
+    return ok, "; ".join([f"{r['row']}: {100 * r['retention']:.1f}% at "
+                          f"{m['batch32']['speedup']:.1f}×" for r, m in cands]
+                         + [f"{r['row']}: {100 * r['retention']:.1f}% (speed not timed)"
+                            for r in untimed]), timed
+
+
 def adabert_section(res: dict) -> list[str]:
     """AdaBERT searched students (issue 11): metric, retention, parameters, CPU speedups next to
     the distillation-core students; the task-adaptivity matrix; the ablations."""
@@ -340,18 +358,9 @@ def adabert_section(res: dict) -> list[str]:
             "all-mpnet-base-v2 reference), all models timed in one run per task on real dev "
             "sentences; the BiLSTM row is timed on a BiLSTM of the same architecture (its "
             "accuracy is the distillation matrix's).", ""]
-    sp = {m["label"]: m for m in res.get("adabertspeed_sst2", {}).get("models", [])}
-    cands = [(r, sp.get(f"adabert-{r['row']}")) for r in rows.values() if r["task"] == "sst2"]
-    cands = [(r, m) for r, m in cands if m]
-    if cands:
-        ok = [(r, m) for r, m in cands
-              if r["retention"] >= 0.95 and m["batch32"]["speedup"] >= 8]
-        untimed = [r for r in rows.values() if r["task"] == "sst2"
-                   and not sp.get(f"adabert-{r['row']}") and not r["row"].startswith("arch-")]
-        desc = "; ".join([f"{r['row']}: {100 * r['retention']:.1f}% at "
-                          f"{m['batch32']['speedup']:.1f}×" for r, m in cands]
-                         + [f"{r['row']}: {100 * r['retention']:.1f}% (speed not timed)"
-                            for r in untimed])
+    target = adabert_sst2_target(res)
+    if target:
+        ok, desc, _ = target
         out += ["", "Target on SST-2 (≥ 8× faster than the teacher at batch 32 and ≥ 95% "
                 f"retention): **{'met' if ok else 'not met'}** — {desc}. With the paper's β = 4 "
                 "(costs normalised to the costliest op) the search always ends at one cell of "
@@ -544,17 +553,54 @@ KDVS_WHY = (
     "so `kd.augment` is not a default yet.")
 
 
-def kdvs_section(res: dict) -> list[str]:
-    """Issue 9: KD vs no-KD at matched steps with the defaults, mean ± stdev over seeds."""
+def kdvs_groups(res: dict) -> tuple[list, dict, dict]:
+    """Issue 9's rows, the teachers per task, and the rows per (task, layers, kd) where kd is
+    False (no-KD), "" (KD), or the augmentation of the KD transfer set."""
     rows = [r for k, r in res.items() if k.startswith("kdvs_") and "layers" in r]
-    if not rows:
-        return []
     teachers = {r["task"]: r for k, r in res.items() if k.startswith("kdvs_")
                 and k.endswith("_teacher")}
     by: dict = {}
-    for r in rows:  # kd: False (no-KD), "" (KD), or the augmentation of the KD transfer set
+    for r in rows:
         by.setdefault((r["task"], r["layers"], r.get("augment", "") if r["kd"] else False),
                       []).append(r)
+    return rows, teachers, by
+
+
+def kdvs_cells(by: dict, teachers: dict) -> list[dict]:
+    """One cell per (task, layers, KD variant) that has KD and no-KD rows on common seeds: the
+    means, stdevs and the target (KD − no-KD > the larger stdev where the teacher is ≥ 2
+    points above no-KD; ``met`` None where it is not)."""
+    cells = []
+    for (task, k, aug) in sorted({(t, k, a) for t, k, a in by if a is not False}):
+        m = KDVS_METRIC.get(task, "accuracy")
+        kd_rows = by.get((task, k, aug), [])
+        no_rows = by.get((task, k, False), [])
+        seeds = {r["seed"] for r in kd_rows} & {r["seed"] for r in no_rows}
+        no = [r[m] for r in no_rows if r["seed"] in seeds]
+        kd = [r[m] for r in kd_rows if r["seed"] in seeds]
+        if not no or not kd:
+            continue
+        t = teachers.get(task, {}).get(m)
+        mn, mk = statistics.mean(no), statistics.mean(kd)
+        sd = statistics.stdev(kd) if len(kd) > 1 else 0.0
+        sdn = statistics.stdev(no) if len(no) > 1 else 0.0
+        gap = t is not None and t - mn >= 0.02
+        acc = "—"
+        if m != "accuracy" and all("accuracy" in r for r in kd_rows + no_rows):
+            acc = (f"{statistics.mean(r['accuracy'] for r in no_rows if r['seed'] in seeds):.4f}"
+                   f" / {statistics.mean(r['accuracy'] for r in kd_rows if r['seed'] in seeds):.4f}")
+        cells.append({"task": task, "layers": k, "aug": aug, "metric": m, "teacher": t,
+                      "nokd": mn, "sd_nokd": sdn, "kd": mk, "sd_kd": sd, "seeds": len(kd),
+                      "gap": gap, "met": (mk - mn > max(sd, sdn)) if gap else None,
+                      "acc": acc, "command": kd_rows[0]["command"]})
+    return cells
+
+
+def kdvs_section(res: dict) -> list[str]:
+    """Issue 9: KD vs no-KD at matched steps with the defaults, mean ± stdev over seeds."""
+    rows, teachers, by = kdvs_groups(res)
+    if not rows:
+        return []
     kd_any = next((r for r in rows if r["kd"]), {})
     if not any(k is not False and (t, n, False) in by for t, n, k in by):
         return []  # no cell has both rows yet
@@ -570,31 +616,14 @@ def kdvs_section(res: dict) -> list[str]:
            "| task | metric | teacher | layers | no-KD | KD | Δ | seeds | accuracy no-KD / KD "
            "| teacher − no-KD ≥ 2 pts | target | command |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (task, k, aug) in sorted({(t, k, a) for t, k, a in by if a is not False}):
-        m = KDVS_METRIC.get(task, "accuracy")
-        kd_rows = by.get((task, k, aug), [])
-        seeds = {r["seed"] for r in kd_rows}  # compare on the seeds both rows have
-        no = [r[m] for r in by.get((task, k, False), []) if r["seed"] in seeds]
-        kd = [r[m] for r in kd_rows if r["seed"] in {x["seed"] for x in
-                                                        by.get((task, k, False), [])}]
-        if not no or not kd:
-            continue
-        t = teachers.get(task, {}).get(m)
-        mn, mk = statistics.mean(no), statistics.mean(kd)
-        sd = statistics.stdev(kd) if len(kd) > 1 else 0.0
-        sdn = statistics.stdev(no) if len(no) > 1 else 0.0
-        gap = t is not None and t - mn >= 0.02
-        met = ("yes" if mk - mn > max(sd, sdn) else "**no**") if gap else "n/a"
-        cmd = by[(task, k, aug)][0]["command"]
-        acc = "—"
-        if m != "accuracy" and all("accuracy" in r for r in kd_rows):
-            acc_no = [r["accuracy"] for r in by[(task, k, False)] if r["seed"] in seeds]
-            acc = (f"{statistics.mean(acc_no):.4f} / "
-                   f"{statistics.mean(r['accuracy'] for r in kd_rows):.4f}")
-        out.append(f"| {task} | {m} | {'—' if t is None else f'{t:.4f}'} | "
-                   f"{k}{f' (KD + {aug})' if aug else ''} | {mn:.4f} ± "
-                   f"{sdn:.4f} | {mk:.4f} ± {sd:.4f} | {mk - mn:+.4f} | {len(kd)} | {acc} | "
-                   f"{'yes' if gap else 'no'} | {met} | `{cmd}` |")
+    for c in kdvs_cells(by, teachers):
+        teacher = "—" if c["teacher"] is None else f"{c['teacher']:.4f}"
+        layers = f"{c['layers']} (KD + {c['aug']})" if c["aug"] else str(c["layers"])
+        met = "n/a" if c["met"] is None else "yes" if c["met"] else "**no**"
+        out.append(f"| {c['task']} | {c['metric']} | {teacher} | {layers} | "
+                   f"{c['nokd']:.4f} ± {c['sd_nokd']:.4f} | {c['kd']:.4f} ± {c['sd_kd']:.4f} | "
+                   f"{c['kd'] - c['nokd']:+.4f} | {c['seeds']} | {c['acc']} | "
+                   f"{'yes' if c['gap'] else 'no'} | {met} | `{c['command']}` |")
     out += ["", KDVS_WHY, "", f"Machine: {machine_line(rows[0])}.", ""]
     return out
 
@@ -646,15 +675,32 @@ def l2a_verdict(rs: dict) -> str:
     return line + "."
 
 
-def l2a_overall(by: dict) -> str | None:
-    """The issue's first target as worded: L2A beats the best baseline by ≥ 1.5 points *on
-    average* at ≤ 10% target data: the mean over those (setting, fraction) cells of each
-    cell's gap, listing the cells, so a single strong setting is visible as such."""
+def l2a_cells(by: dict) -> list[tuple[str, float, int]]:
+    """(setting and fraction, mean paired gap L2A − best baseline in points, seeds) for each
+    measured cell at ≤ 10% target data and the default candidate count."""
     cells = []
     for (setting, frac, cands), rs in sorted(by.items()):
         g = l2a_gaps(rs)
         if frac <= 0.1 and cands == 64 and g and g[1]:
             cells.append((f"{setting} {frac:g}", statistics.mean(g[1]), len(g[1])))
+    return cells
+
+
+def l2a_groups(res: dict) -> dict:
+    """L2A result rows per (setting, fraction, candidates), then per row name."""
+    by: dict = {}
+    for k, r in res.items():
+        if k.startswith("l2a_"):
+            by.setdefault((r["setting"], r["fraction"], r.get("candidates", 64)), {}
+                          ).setdefault(r["row"], []).append(r)
+    return by
+
+
+def l2a_overall(by: dict) -> str | None:
+    """The issue's first target as worded: L2A beats the best baseline by ≥ 1.5 points *on
+    average* at ≤ 10% target data: the mean over those (setting, fraction) cells of each
+    cell's gap, listing the cells, so a single strong setting is visible as such."""
+    cells = l2a_cells(by)
     if not cells:
         return None
     avg = statistics.mean(c[1] for c in cells)
@@ -670,10 +716,7 @@ def l2a_section(res: dict) -> list[str]:
     rows = [r for k, r in res.items() if k.startswith("l2a_")]
     if not rows:
         return []
-    by: dict = {}
-    for r in rows:
-        by.setdefault((r["setting"], r["fraction"], r.get("candidates", 64)), {}
-                      ).setdefault(r["row"], []).append(r)
+    by = l2a_groups(res)
     out = ["## L2A: learning to augment in data-scarce targets", "",
            "2-layer students distilled from all-MiniLM-L6-v2 fine-tuned on source + the "
            "available target rows; every row of a setting and seed shares the teacher, the "
@@ -742,7 +785,8 @@ def targets_section(res: dict) -> list[str]:
     out = ["## Targets at a glance", "", "| target | measured | met |", "|---|---|---|"]
 
     def row(target, measured, ok):
-        out.append(f"| {target} | {measured} | {'yes' if ok else '**no**'} |")
+        met = "n/a" if ok is None else "yes" if ok else "**no**"
+        out.append(f"| {target} | {measured} | {met} |")
 
     ft = res.get("finetune_sst2_minilm-l6")
     if ft:
@@ -759,7 +803,8 @@ def targets_section(res: dict) -> list[str]:
             if base and all(kd):
                 p = base["primary"]
                 best = max(k["metrics"][p] for k in kd)
-                row(f"KD beats no-KD ({task}, {depth[1]}-layer student)",
+                row(f"KD beats no-KD ({task}, {depth[1]}-layer student; distillation "
+                    "matrix, 1 seed)",
                     f"best KD {p} {best:.4f} vs no-KD {base['metrics'][p]:.4f}",
                     best > base["metrics"][p])
     ec = res.get("epochcost_sst2")
@@ -799,6 +844,43 @@ def targets_section(res: dict) -> list[str]:
         row("WSD student ≥ MFS + 5 F1 on ALL with ≤ 1/5 of BERT-base's parameters",
             f"{name}: {f:.1f} vs MFS {m:.1f}, {best['params'] / 1e6:.1f}M parameters",
             f >= m + 5 and best["params"] <= 110e6 / 5)
+    _, teachers, by = kdvs_groups(res)
+    for c in kdvs_cells(by, teachers):
+        if c["aug"]:
+            continue
+        row(f"KD > no-KD by more than one stdev, defaults, matched steps ({c['task']}, "
+            f"{c['layers']}-layer, {c['seeds']} seed{'s' if c['seeds'] > 1 else ''})",
+            f"{c['metric']} {c['kd']:.4f} ± {c['sd_kd']:.4f} vs {c['nokd']:.4f} ± "
+            f"{c['sd_nokd']:.4f}" + ("" if c["gap"] else "; teacher < no-KD + 2 points"),
+            c["met"])
+    ada = adabert_sst2_target(res)
+    if ada:
+        fast = [t for t in ada[2] if t[2] >= 8]
+        kept = [t for t in ada[2] if t[1] >= 0.95]
+        desc = []
+        if fast:
+            r, ret, sp = max(fast, key=lambda t: t[1])
+            desc.append(f"best retention at ≥ 8×: {r} {100 * ret:.1f}% at {sp:.1f}×")
+        if kept:
+            r, ret, sp = max(kept, key=lambda t: t[2])
+            desc.append(f"fastest at ≥ 95%: {r} {100 * ret:.1f}% at {sp:.1f}×")
+        row("AdaBERT on SST-2: ≥ 8× faster than the teacher at b=32 and ≥ 95% retention",
+            "; ".join(desc) or "no timed student", ada[0])
+    by = l2a_groups(res)
+    cells = l2a_cells(by)
+    if cells:
+        avg = statistics.mean(c[1] for c in cells)
+        row("L2A beats the best augmentation baseline by ≥ 1.5 points on average at ≤ 10% "
+            "target data", f"{avg:+.1f} points over {len(cells)} settings ("
+            + ", ".join(f"{n} {d:+.1f}" for n, d, _ in cells) + ")", avg >= 1.5)
+    for (setting, frac, cands), rs in sorted(by.items()):
+        smallest = min(f for s_, f, c in by if s_ == setting and c == cands)
+        l2a, t = l2a_by_seed(rs, "l2a"), l2a_by_seed(rs, "teacher")
+        both = sorted(set(l2a) & set(t))
+        if cands == 64 and frac == smallest and both:
+            ms, mt = (100 * statistics.mean(d[s_] for s_ in both) for d in (l2a, t))
+            row(f"L2A student matches the teacher at the smallest target size ({setting} "
+                f"{frac:g})", f"{ms:.1f} vs teacher {mt:.1f} ({len(both)} seeds)", ms >= mt)
     out.append("")
     return out if len(out) > 5 else []
 
