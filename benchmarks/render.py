@@ -335,7 +335,8 @@ def adabert_section(res: dict) -> list[str]:
             if r.get("arch_of"):
                 label = (f"the {r['arch_of']} architecture, retrained on "
                          f"{r['result']['train_examples']:,} rows")
-            out.append(f"| {task} | {label} | {a['cells']} cells; {', '.join(ops)} | {p} "
+            cells = f"{a['cells']} cell{'s' if a['cells'] != 1 else ''}"
+            out.append(f"| {task} | {label} | {cells}; {', '.join(ops)} | {p} "
                        f"{r['metric']:.4f} | {100 * r['retention']:.1f}% | "
                        f"{r['params'] / 1e6:.2f}M ({r['params_no_emb'] / 1e6:.2f}M) | {s1} | "
                        f"{s32} | {vs} | `{r['command']}` |")
