@@ -34,6 +34,8 @@ ap.add_argument("--threads", type=int, default=None)
 ap.add_argument("--root", default="runs/bench")
 ap.add_argument("--only", default=None)
 ap.add_argument("--force", action="store_true")
+ap.add_argument("--suffix", default="", help="appended to every row's name and run folder "
+                "(e.g. -all for a run on all training rows next to the subset rows)")
 a = ap.parse_args()
 
 root = Path(a.root) / f"{a.task}-matrix"
@@ -69,9 +71,10 @@ ROWS = {
     "bilstm-logit": ({"kind": "bilstm"}, {"kd.alpha": 0.7}, 1e-3),
 }
 
-for name, (scfg, kd, lr) in ROWS.items():
-    if a.only and name != a.only:
+for base, (scfg, kd, lr) in ROWS.items():
+    if a.only and base != a.only:
         continue
+    name = base + a.suffix
     out_json = RESULTS / f"distill_{a.task}_{name}.json"
     if out_json.exists() and not a.force:
         print(f"skip {name}: {out_json} exists")
@@ -101,5 +104,5 @@ for name, (scfg, kd, lr) in ROWS.items():
         "retention": ev[primary] / t_eval[primary], "primary": primary,
         "params": count_params(m), "params_no_emb": count_params(m, without_embeddings=True),
         "model_dir": str(run_dir / "model"), "train": res,
-    }, f"{cmd} --only {name}" if not a.only else cmd)
+    }, f"{cmd} --only {base}" if not a.only else cmd)
 print(json.dumps({"teacher": t_eval}, indent=2))

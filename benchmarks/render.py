@@ -340,11 +340,16 @@ def adabert_section(res: dict) -> list[str]:
                        f"{r['metric']:.4f} | {100 * r['retention']:.1f}% | "
                        f"{r['params'] / 1e6:.2f}M ({r['params_no_emb'] / 1e6:.2f}M) | {s1} | "
                        f"{s32} | {vs} | `{r['command']}` |")
-        bil = res.get(f"distill_{task}_bilstm-logit")
-        if bil:
+        for suffix in ("", "-all"):
+            bil = res.get(f"distill_{task}_bilstm-logit{suffix}")
+            if not bil:
+                continue
             p = bil["primary"]
             s1, s32, vs = speeds("bilstm (timing only)")
-            out.append(f"| {task} | BiLSTM (distillation core) | 1-layer BiLSTM | {p} "
+            who = "BiLSTM (distillation core)" + (
+                f", {bil['train']['train_examples']:,} rows, {bil['epochs']:g} epochs"
+                if suffix else "")
+            out.append(f"| {task} | {who} | 1-layer BiLSTM | {p} "
                        f"{bil['metrics'][p]:.4f} | {100 * bil['retention']:.1f}% | "
                        f"{bil['params'] / 1e6:.2f}M ({bil['params_no_emb'] / 1e6:.2f}M) | "
                        f"{s1} | {s32} | {vs} | `{bil['command']}` |")
