@@ -116,25 +116,21 @@ def timing_inputs(enc: Encoded, batch_size: int, n_batches: int,
              if k != "index"} for b in batches]
 
 
-@torch.inference_mode()
-def time_model(model, enc: Encoded, batch_size: int, n_batches: int = 4, warmup: int = 1,
-               repeats: int = 5, device: torch.device | None = None) -> dict:
-    """Latency per batch (seconds, p50/p90 over ``repeats`` × ``n_batches``) and throughput."""
-    dev = torch.device(device or "cpu")
-    inputs = timing_inputs(enc, batch_size, n_batches, dev)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        for x in inputs:
-            model(**x)
-    sync()
-    times = []
-    for _ in range(repeats):
-        for x in inputs:
-            t0 = time.perf_counter()
-            model(**x)
-            sync()  # CUDA kernels run asynchronously: wait for them before reading the clock
-            times.append(time.perf_counter() - t0)
-    times.sort()
+def run_batches(model, inputs: list[dict], device: torch.device) -> list[float]:
+    """Seconds per batch for one pass of ``model`` over ``inputs``."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    out = []
+    for x in inputs:
+        t0 = time.perf_counter()
+        model(**x)
+        sync()  # CUDA kernels run asynchronously: wait for them before reading the clock
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def latency_stats(times: list[float], batch_size: int) -> dict:
+    """p50 / p90 latency (ms), throughput at p50 and the number of timed batches."""
+    times = sorted(times)
     p50 = statistics.median(times)
     p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
     return {"p50_ms": round(p50 * 1e3, 3), "p90_ms": round(p90 * 1e3, 3),
@@ -214,6 +210,11 @@ def bench(models: dict[str, str], task: str | None = "sst2", split: str = "dev",
           progress: bool = False) -> dict:
     """Measure ``{label: model ref}`` side by side; the first is the reference for ratios.
 
+    Every model is loaded and warmed up first (its peak memory measured then, one model at a
+    time); the timed passes are then interleaved: each of the ``repeats`` rounds runs every
+    model over the same batches in turn, so a noisy spell of the machine (other processes, a
+    neighbour on the host) hits all models alike instead of the few timed during it.
+
     Inputs: ``texts_file`` if given, else the sentences of ``task``'s ``split``, else (no data
     directory) built-in sentences; the result says which (``texts``). ``device="cuda"`` times
     FP32 PyTorch models on the GPU (INT8 and ONNX models always run on the CPU; each row names
@@ -238,7 +239,7 @@ def bench(models: dict[str, str], task: str | None = "sst2", split: str = "dev",
     need = max(batch_sizes) * n_batches
     texts, source = timing_texts(task, split, data_dir, texts_file, need=need)
     examples = [Example(a, b, None, i) for i, (a, b) in enumerate(texts[:need])]
-    rows = []
+    rows, loaded = [], []
     it = models.items()
     if progress:
         from tqdm.auto import tqdm
@@ -265,12 +266,23 @@ def bench(models: dict[str, str], task: str | None = "sst2", split: str = "dev",
                "base": base_of(ref), **counts,
                "size_mb": dir_size_mb(hub.resolve(ref)),
                "flops_per_example": flops_per_example(model, enc, max(batch_sizes), dev)}
-        for bs in batch_sizes:
-            row[f"batch{bs}"] = time_model(model, enc, bs, n_batches, repeats=repeats,
-                                           device=dev)
-        row["peak_mem_mb"] = peak_rss_mb(baseline)  # weights + activations while timing
+        inputs = {bs: timing_inputs(enc, bs, n_batches, dev) for bs in batch_sizes}
+        with torch.inference_mode():
+            for bs in batch_sizes:  # warm-up: one untimed pass per batch size
+                run_batches(model, inputs[bs], dev)
+        row["peak_mem_mb"] = peak_rss_mb(baseline)  # weights + activations while warming up
         rows.append(row)
-        del model
+        loaded.append((model, inputs, dev))
+    times = [{bs: [] for bs in batch_sizes} for _ in rows]
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for bs in batch_sizes:
+                for (model, inputs, dev), t in zip(loaded, times):
+                    t[bs] += run_batches(model, inputs[bs], dev)
+    for row, t in zip(rows, times):
+        for bs in batch_sizes:
+            row[f"batch{bs}"] = latency_stats(t[bs], bs)
+    del loaded
     ref = rows[0]
     by_path = {str(Path(hub.resolve(r["model"])).resolve()): r for r in rows}
     for r in rows:

@@ -170,6 +170,25 @@ def test_bench_without_a_data_directory_uses_builtin_sentences(trained, monkeypa
 
 
 # ------------------------------------------------------------------ quantize --method auto
+def test_bench_interleaves_the_timed_passes(trained, monkeypatch):
+    """Each model is warmed up once as it loads; then every timed round runs the models in
+    turn, so machine noise cannot land on one model's passes only."""
+    import lmdistill.bench as B
+
+    calls, real = [], B.run_batches
+
+    def spy(model, inputs, device):
+        calls.append(id(model))
+        return real(model, inputs, device)
+
+    monkeypatch.setattr(B, "run_batches", spy)
+    res = B.bench({"a": str(trained), "b": str(trained)}, "sst2", "dev", (2,), repeats=3,
+                  n_batches=2, threads=1)
+    a, b = calls[0], calls[1]
+    assert a != b and calls == [a, b] * 4  # warm-up a, b; then rounds a, b three times
+    assert [r["batch2"]["timed_runs"] for r in res["models"]] == [6, 6]
+
+
 def test_quantize_auto_real_backends_then_evaluate_and_bench(trained, tmp_path):
     out = tmp_path / "auto"
     rec = Q.quantize(trained, out, "auto", task="sst2", eval_limit=128, max_length=48,
