@@ -244,7 +244,7 @@ def bench(models: dict[str, str], task: str | None = "sst2", split: str = "dev",
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(list(it), desc="bench", leave=False, dynamic_ncols=True)
+        it = tqdm(list(it), desc="bench: load + warm up", leave=False, dynamic_ncols=True)
     for label, ref in it:
         if progress:
             it.set_postfix_str(label)
@@ -274,8 +274,11 @@ def bench(models: dict[str, str], task: str | None = "sst2", split: str = "dev",
         rows.append(row)
         loaded.append((model, inputs, dev))
     times = [{bs: [] for bs in batch_sizes} for _ in rows]
+    rounds = range(repeats)
+    if progress:
+        rounds = tqdm(rounds, desc="timing rounds", leave=False, dynamic_ncols=True)
     with torch.inference_mode():
-        for _ in range(repeats):
+        for _ in rounds:
             for bs in batch_sizes:
                 for (model, inputs, dev), t in zip(loaded, times):
                     t[bs] += run_batches(model, inputs[bs], dev)
