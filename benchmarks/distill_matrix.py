@@ -35,7 +35,7 @@ ap.add_argument("--root", default="runs/bench")
 ap.add_argument("--only", default=None)
 ap.add_argument("--force", action="store_true")
 ap.add_argument("--suffix", default="", help="appended to every row's name and run folder "
-                "(e.g. -all for a run on all training rows next to the subset rows)")
+                "(e.g. --suffix=-all for a run on all training rows next to the subset rows)")
 a = ap.parse_args()
 
 root = Path(a.root) / f"{a.task}-matrix"

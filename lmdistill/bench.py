@@ -158,12 +158,8 @@ def time_side_by_side(models: dict[str, object], inputs: list[dict], repeats: in
             for n in names:
                 if n in dropped:
                     continue
-                got = []
                 try:
-                    for x in inputs:
-                        t0 = time.perf_counter()
-                        models[n](**x)
-                        got.append(time.perf_counter() - t0)
+                    got = run_batches(models[n], inputs, torch.device("cpu"))
                 except Exception as e:  # noqa: BLE001 - a backend that fails at run time
                     if n == names[0]:
                         raise
