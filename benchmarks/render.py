@@ -565,6 +565,62 @@ KDVS_WHY = (
     "so `kd.augment` is not a default yet.")
 
 
+#: CoLA dev: 721 acceptable (label 1), 322 unacceptable (label 0) sentences
+COLA_DEV = (721, 322)
+
+
+def binary_confusion(acc: float, mcc: float, pos: int, neg: int) -> tuple[int, int, int, int]:
+    """(tp, tn, fp, fn) of a binary classifier from its accuracy and MCC on a set of ``pos``
+    positives and ``neg`` negatives: the correct count is fixed by the accuracy, and MCC picks
+    the split of it between the classes (the closest integer one)."""
+    correct = round(acc * (pos + neg))
+
+    def mcc_of(tp: int) -> float:
+        tn = correct - tp
+        fp, fn = neg - tn, pos - tp
+        d = ((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)) ** 0.5
+        return (tp * tn - fp * fn) / d if d else 0.0
+
+    tps = [tp for tp in range(max(0, correct - neg), min(pos, correct) + 1)]
+    tp = min(tps, key=lambda t: abs(mcc_of(t) - mcc))
+    tn = correct - tp
+    return tp, tn, neg - tn, pos - tp
+
+
+def kdvs_cola_why(by: dict, teachers: dict) -> str:
+    """Why KD moves CoLA's MCC the way it does: how many dev sentences each student calls
+    unacceptable (the minority class MCC rewards), next to the teacher, from the rows'
+    accuracy and MCC."""
+    pos, neg = COLA_DEV
+
+    def minority(r: dict) -> int:
+        _, tn, _, fn = binary_confusion(r["accuracy"], r["mcc"], pos, neg)
+        return tn + fn
+
+    t = teachers.get("cola")
+    parts = []
+    for k in sorted({k for (task, k, a) in by if task == "cola" and a is False}):
+        no, kd = by.get(("cola", k, False), []), by.get(("cola", k, ""), [])
+        if not no or not kd:
+            continue
+        parts.append(f"{k}-layer no-KD {min(map(minority, no))}–{max(map(minority, no))}, "
+                     f"KD {min(map(minority, kd))}–{max(map(minority, kd))}")
+    no3_rows, kd3_rows = by.get(("cola", 3, False), []), by.get(("cola", 3, ""), [])
+    if not parts or not t or not no3_rows or not kd3_rows:
+        return ""
+    no3 = statistics.mean(r["mcc"] for r in no3_rows)
+    agree = [r["teacher_agreement"] for r in kd3_rows if "teacher_agreement" in r] or [0.0]
+    return ("Why KD loses MCC on CoLA's 3-layer students while it gains accuracy: the KD "
+            "students copy the teacher's reluctance to call a sentence unacceptable, the "
+            f"minority class ({neg} of {pos + neg} dev sentences) that MCC rewards. Dev "
+            f"sentences predicted unacceptable, per seed: teacher {minority(t)}; "
+            + "; ".join(parts) + f". With 3 layers the no-KD student is already within "
+            f"{100 * (t['mcc'] - no3):.1f} MCC points of this weak teacher (MCC {t['mcc']:.2f}; "
+            f"the KD students agree with it on {min(agree):.0%}–{max(agree):.0%} of dev), so "
+            "KD hands over the teacher's class balance more than its judgement. (Counts solved "
+            "from each row's accuracy and MCC.)")
+
+
 def kdvs_groups(res: dict) -> tuple[list, dict, dict]:
     """Issue 9's rows, the teachers per task, and the rows per (task, layers, kd) where kd is
     False (no-KD), "" (KD), or the augmentation of the KD transfer set."""
@@ -636,7 +692,8 @@ def kdvs_section(res: dict) -> list[str]:
                    f"{c['nokd']:.4f} ± {c['sd_nokd']:.4f} | {c['kd']:.4f} ± {c['sd_kd']:.4f} | "
                    f"{c['kd'] - c['nokd']:+.4f} | {c['seeds']} | {c['acc']} | "
                    f"{'yes' if c['gap'] else 'no'} | {met} | `{c['command']}` |")
-    out += ["", KDVS_WHY, "", f"Machine: {machine_line(rows[0])}.", ""]
+    cola = kdvs_cola_why(by, teachers)
+    out += ["", KDVS_WHY, *(["", cola] if cola else []), "", f"Machine: {machine_line(rows[0])}.", ""]
     return out
 
 
