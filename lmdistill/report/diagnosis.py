@@ -5,6 +5,7 @@ the figures)."""
 
 from __future__ import annotations
 
+from ..methods.kd.diagnosis import MEMORISED_GAP
 from .load import Run, _num
 
 
@@ -41,11 +42,18 @@ def verdict(run: Run) -> str:
         if rv is not None and teacher - rv < 0.02:
             parts.append("the teacher is less than 2 points above the no-KD student, so KD has "
                          "little to add")
+    fit = _num((s.get("teacher_train") or {}).get(metric)) if metric else None
+    if fit is not None and teacher is not None and fit - teacher >= MEMORISED_GAP:
+        parts.append(f"the teacher fits its training rows far better than new text ({metric} "
+                     f"{fit:.4f} there vs {teacher:.4f} on dev), so its soft targets on them "
+                     "mostly repeat the gold labels: give it text to label beyond them "
+                     "(--unlabelled FILE, kd.augment)")
     return "; ".join(parts)
 
 
 def rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
-    head = ["run", "metric", "teacher", "student", "no-KD", "Δ vs no-KD", "agreement",
+    head = ["run", "metric", "teacher", "teacher on train", "student", "no-KD", "Δ vs no-KD",
+            "agreement",
             "KL to teacher (first → last eval)", "teacher ECE", "τ"]
     out = []
     for run in runs:
@@ -62,7 +70,8 @@ def rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
         def f(v):
             return "–" if v is None else f"{v:.4f}"
 
-        out.append([run.name, m or "–", f(t), f(st), f(ref),
+        fit = _num((s.get("teacher_train") or {}).get(m))
+        out.append([run.name, m or "–", f(t), f(fit), f(st), f(ref),
                     "–" if ref is None or st is None else f"{st - ref:+.4f}",
                     f(_num(s.get("teacher_agreement"))),
                     f"{kl[0]:.4f} → {kl[-1]:.4f}" if kl else "–",

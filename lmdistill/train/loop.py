@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -172,7 +173,7 @@ class Trainer:
         if self.is_main:
             from tqdm.auto import tqdm
 
-            tqdm.write(msg)
+            tqdm.write(msg, file=sys.stderr)  # beside the bars; stdout keeps the CLI's JSON
 
     @property
     def unwrapped(self) -> torch.nn.Module:

@@ -222,5 +222,43 @@ def test_features_too_big_to_cache_run_the_teacher_online(teacher, tmp_path, mon
     monkeypatch.setattr(TT, "available_memory", lambda: 10_000)  # 10 kB free
     res = distill(dcfg(teacher, tmp_path / "online", **{"kd.features": ["hidden"],
                                                        "train.max_steps": 2}))
-    assert "running the teacher online instead" in capsys.readouterr().out
+    assert "running the teacher online instead" in capsys.readouterr().err
     assert res["teacher_cache"] == [None] and res["steps"] == 2
+
+
+def test_distill_reports_how_well_the_teacher_fits_its_training_rows(tiny_bert, tmp_path,
+                                                                     capsys):
+    """``teacher_train`` is the teacher's accuracy on the labelled rows it teaches on, read
+    from its cache (unlabelled extra rows left out); it matches a pass of the teacher over the
+    same rows. A teacher that memorised those rows (trained on them to ~100%, far above dev)
+    is named as such in the log and in the report's verdict."""
+    from lmdistill.report import diagnosis as D
+    from lmdistill.report.load import load_run
+
+    over = {"data.task": "sst2", "data.limit": 64, "data.eval_limit": 64,
+            "data.max_length": MAX_LEN, "train.batch_size": 16, "train.progress": False,
+            "train.num_threads": 1, "train.eval_every": None}
+    api.finetune(C.build(C.FinetuneConfig, overrides={
+        **over, "output_dir": str(tmp_path / "t"), "model.name": str(tiny_bert),
+        "train.epochs": 25, "train.lr": 2e-3}))
+    teacher = tmp_path / "t" / "model"
+    cfg = C.build(C.DistillConfig, overrides={
+        **over, "output_dir": str(tmp_path / "run"), "teacher.name": str(teacher),
+        "teacher.cache_dir": str(tmp_path / "cache"), "student.num_layers": 1,
+        "train.epochs": 1, "train.lr": 1e-3})
+    res = distill(cfg, extra_texts=["an unlabelled sentence", "and one more , quite long"])
+    assert res["teacher_train_rows"] == 64
+    rows = get_task("sst2").load("train", limit=64, seed=cfg.train.seed)
+    enc = encode(rows, hub.load_tokenizer(str(teacher)), MAX_LEN)
+    t = hub.load_classifier(str(teacher)).eval()
+    b = collate(enc, list(range(len(enc))), with_labels=False)
+    with torch.no_grad():
+        pred = t(**{k: b[k] for k in T.MODEL_INPUTS if k in b}).logits.argmax(-1)
+    expect = float((pred == torch.tensor([r.label for r in rows])).float().mean())
+    assert res["teacher_train"]["accuracy"] == pytest.approx(expect, abs=1e-6)
+    assert res["teacher_train"]["accuracy"] - res["teacher_dev"]["accuracy"] >= 0.05, res
+    out = capsys.readouterr().err  # stderr: the CLI's stdout is the result JSON
+    assert f"the teacher on its 64 labelled training rows: accuracy {expect:.4f}" in out
+    assert "it fits them far better than new text" in out
+    assert "fits its training rows far better than new text" in D.verdict(
+        load_run(tmp_path / "run"))

@@ -266,3 +266,23 @@ def test_distillation_verdict_and_table():
     assert "did not help" in v and "(-0.0100)" in v and "less than 2 points" in v
     assert "no no-KD reference" in D.verdict(_diag_run({"accuracy": 0.8, "teacher_dev": {}},
                                                        evals))
+
+
+def test_verdict_names_a_teacher_that_memorised_its_training_rows():
+    """5 points or more between the teacher's training-row and dev metric: the verdict says its
+    soft targets mostly repeat the gold labels; under that gap it says nothing of the kind."""
+    from lmdistill.report import diagnosis as D
+
+    evals = [{"f1": 0.78, "teacher_agreement": 0.8, "kl_to_teacher": 0.2}]
+    fits = _diag_run({"f1": 0.78, "teacher_dev": {"f1": 0.856}, "teacher_train": {"f1": 0.99},
+                      "nokd_reference": {"value": 0.777}}, evals)
+    v = D.verdict(fits)
+    assert "fits its training rows far better than new text (f1 0.9900 there vs 0.8560 on " \
+        "dev)" in v and "--unlabelled FILE" in v
+    head, rows = D.rows([fits])
+    assert dict(zip(head, rows[0]))["teacher on train"] == "0.9900"
+    close = _diag_run({"f1": 0.78, "teacher_dev": {"f1": 0.856}, "teacher_train": {"f1": 0.90},
+                       "nokd_reference": {"value": 0.777}}, evals)
+    assert "training rows" not in D.verdict(close)
+    head, rows = D.rows([_diag_run({"f1": 0.78, "teacher_dev": {"f1": 0.856}}, evals)])
+    assert dict(zip(head, rows[0]))["teacher on train"] == "–"

@@ -5,7 +5,11 @@
   ``kl_to_teacher`` = mean KL(p_T ‖ p_S) at τ = 1 on the dev rows (regression:
   ``mse_to_teacher``), so the report shows the student approaching the teacher over training;
 - the no-KD reference (``kd.reference``: a finished run directory, e.g. ``finetune`` of the same
-  student init on the same rows), whose primary metric the report sets against the student's.
+  student init on the same rows), whose primary metric the report sets against the student's;
+- the teacher's metric on the labelled rows it teaches on (``teacher_train``), read from its
+  cached outputs at no extra cost: a teacher fine-tuned on those very rows often fits them
+  almost perfectly, and then its soft targets there say little the gold labels do not — the
+  report says so, because it is the usual reason KD barely beats fine-tuning.
 
 With several teachers the diagnosis is against the first one (the mixture has no fixed dev
 prediction under gold weighting, which needs the label).
@@ -76,3 +80,37 @@ def read_reference(path: str, metric: str) -> dict:
         raise ConfigError(f"kd.reference '{f}' has no '{metric}' (a run on another task?)")
     return {"path": str(p), "metric": metric, "value": float(rec[metric]),
             "task": rec.get("task")}
+
+
+#: teacher_train − teacher_dev (primary metric) from which the report calls the transfer rows
+#: memorised by the teacher
+MEMORISED_GAP = 0.05
+
+
+def train_table(signal) -> torch.Tensor | None:
+    """The teacher's logits for every training row when it already holds them (a cached HF
+    teacher, a cached callable, a logits file); None when getting them would cost a pass."""
+    from ...teachers import CachedTeacher, CallableTeacher, LogitsFileTeacher
+
+    if isinstance(signal, CachedTeacher):
+        return signal.tensors.get("logits")
+    if isinstance(signal, CallableTeacher):
+        return signal.table
+    if isinstance(signal, LogitsFileTeacher):
+        return signal.logits
+    return None
+
+
+def teacher_on_train(task, train, logits: torch.Tensor | None) -> dict:
+    """``{"teacher_train": metrics, "teacher_train_rows": n}``: the teacher's task metrics on
+    the labelled training rows (rows without a label, e.g. unlabelled or augmented text, are
+    left out); {} without logits or labelled rows."""
+    from ...train import runner
+
+    rows = [i for i, y in enumerate(train.labels) if y is not None]
+    if logits is None or not rows or logits.ndim != 2 or len(logits) != len(train.labels):
+        return {}
+    sub = train.subset(rows)
+    return {"teacher_train": runner.task_metrics(task, logits[rows].float().numpy(), sub),
+            "teacher_train_rows": len(rows)}
+

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,8 +21,14 @@ from ...teachers import (CachedTeacher, CallableTeacher, LogitsFileTeacher, Mult
                          OnlineTeacher, TeacherSignal, default_cache_dir)
 from ...train import runner
 from ...train.loop import make_accelerator
-from .diagnosis import agreement, calibration, read_reference, reliability, run_teacher
+from .diagnosis import (MEMORISED_GAP, agreement, calibration, read_reference, reliability,
+                        run_teacher, teacher_on_train, train_table)
 from .objective import KDObjective, needs_of
+
+
+def log(msg: str) -> None:
+    """A progress/diagnosis line: on stderr, so the CLI's stdout stays the result JSON."""
+    print(msg, file=sys.stderr)
 
 
 def build_student(cfg: C.StudentConfig, base, task) -> object:
@@ -73,7 +80,7 @@ def cache_fits(train, needs, config, share: float = 0.4) -> bool:
     free = available_memory()
     if free is None or need <= share * free:
         return True
-    print(f"distill: caching the teacher's features for {len(train)} rows needs about "
+    log(f"distill: caching the teacher's features for {len(train)} rows needs about "
           f"{need / 2**30:.1f} GiB, more than {share:.0%} of the {free / 2**30:.1f} GiB free: "
           "running the teacher online instead (slower; fewer rows, shorter "
           "data.max_length or fewer kd.features would let it cache)")
@@ -251,6 +258,9 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
                                t_models[0] if t_models else None, fns[0] if fns else None,
                                cfg, accelerator.device, ids[0] if ids else None)
     diag = teacher_diagnosis(task, dev, t_dev)
+    if len(signals) == 1:  # several teachers: the mixture has no single fit to report
+        diag.update(teacher_on_train(task, train, train_table(signals[0])))
+        log_teacher_fit(diag, task.primary_metric)
     temperature = cfg.kd.temperature
     if temperature == "auto":
         temperature, fit = auto_temperature(task, dev, t_dev)
@@ -296,6 +306,21 @@ def teacher_dev_logits(dev, ref: str | None, model, fn, cfg: C.DistillConfig, de
     return run_teacher(call, texts, cfg.teacher.batch_size)
 
 
+def log_teacher_fit(diag: dict, metric: str) -> None:
+    """One line on how well the teacher fits its training rows, next to its dev figure."""
+    tr = (diag.get("teacher_train") or {}).get(metric)
+    if tr is None:
+        return
+    dv = (diag.get("teacher_dev") or {}).get(metric)
+    line = (f"distill: the teacher on its {diag['teacher_train_rows']} labelled training rows: "
+            f"{metric} {tr:.4f}" + ("" if dv is None else f" (dev {dv:.4f})"))
+    if dv is not None and runner.metric_mode(metric) == "max" and tr - dv >= MEMORISED_GAP:
+        line += ("; it fits them far better than new text, so its soft targets there mostly "
+                 "repeat the gold labels: text it labels beyond them (--unlabelled FILE, "
+                 "kd.augment) is where KD has more to teach")
+    log(line)
+
+
 def teacher_diagnosis(task, dev, logits) -> dict:
     """The teacher's dev metric and (classification) calibration, for the result/report."""
     if logits is None or any(y is None for y in dev.labels):
@@ -318,7 +343,7 @@ def split_texts(task, data: C.DataConfig) -> list:
                               f"'{split}' (it has {', '.join(task.splits)})")
         rows = task.load(split)
         out += [(e.text_a, e.text_b) if e.text_b is not None else e.text_a for e in rows]
-        print(f"distill: {len(rows)} unlabelled rows from the '{split}' split (labels dropped)")
+        log(f"distill: {len(rows)} unlabelled rows from the '{split}' split (labels dropped)")
     return out
 
 
@@ -335,7 +360,7 @@ def augmented_texts(examples: list[Example], cfg: C.DistillConfig) -> list:
                          cfg.kd.augment_mlm)
     made = augment_rows(aug, [(e.text_a, e.text_b) if e.text_b is not None else e.text_a
                               for e in rows], cfg.train.seed, [e.label for e in rows])
-    print(f"distill: kd.augment={cfg.kd.augment}: {len(made)} augmented rows from {len(rows)} "
+    log(f"distill: kd.augment={cfg.kd.augment}: {len(made)} augmented rows from {len(rows)} "
           "training rows (teacher-labelled)")
     return [t for _, t in made]
 
@@ -361,7 +386,7 @@ def auto_temperature(task, dev, logits) -> tuple[float, dict]:
            "mean_top_prob_fit": float(fitted.softmax(-1).max(-1).values.mean()),
            "reliability_fit": reliability(fitted, y)}
     c = calibration(logits, y)
-    print(f"kd.temperature=auto: tau = {tau:.3f} (teacher NLL {c['nll']:.3f} -> "
+    log(f"kd.temperature=auto: tau = {tau:.3f} (teacher NLL {c['nll']:.3f} -> "
           f"{fit['nll_fit']:.3f}, ECE {c['ece']:.3f} -> {fit['ece_fit']:.3f} on {len(y)} eval "
           "rows)")
     return tau, fit
