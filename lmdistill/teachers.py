@@ -119,6 +119,11 @@ class TeacherSignal:
     def __call__(self, batch: dict) -> TeacherOut:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def logits_table(self) -> torch.Tensor | None:
+        """The logits of every row it serves, in row order, when it already holds them (a
+        cache, a logits file); None when getting them would cost a teacher pass."""
+        return None
+
 
 class OnlineTeacher(TeacherSignal):
     def __init__(self, model: torch.nn.Module, needs: Needs = Needs()):
@@ -348,6 +353,9 @@ class CachedTeacher(TeacherSignal):
             self.tensors[name] = torch.cat(rows)
             self.offsets[name] = np.cumsum([0] + [x.shape[0] for x in rows])
 
+    def logits_table(self) -> torch.Tensor | None:
+        return self.tensors.get("logits")
+
     def __call__(self, batch: dict) -> TeacherOut:
         """The cached outputs of the batch's rows, on the batch's device."""
         idx = batch["index"].tolist()
@@ -438,6 +446,9 @@ class CallableTeacher(TeacherSignal):
         self.hit = len(texts) - len(todo)
         return torch.tensor([known[k] for k in keys], dtype=torch.float32)
 
+    def logits_table(self) -> torch.Tensor | None:
+        return self.table
+
     def __call__(self, batch: dict) -> TeacherOut:
         idx = batch["index"]
         if self.table is not None:
@@ -467,6 +478,9 @@ class LogitsFileTeacher(TeacherSignal):
             raise ConfigError(f"teacher logits file {p} has no row for {len(missing)} examples "
                               f"(first: row {missing[0]})")
         self.logits = torch.tensor(np.stack([table[i] for i in enc.idx]), dtype=torch.float32)
+
+    def logits_table(self) -> torch.Tensor | None:
+        return self.logits
 
     def __call__(self, batch: dict) -> TeacherOut:
         idx = batch["index"]  # the table lives on the CPU; the batch may be on a GPU

@@ -5,7 +5,7 @@ the figures)."""
 
 from __future__ import annotations
 
-from ..methods.kd.diagnosis import MEMORISED_GAP
+from ..methods.kd.diagnosis import memorised_note
 from .load import Run, _num
 
 
@@ -42,12 +42,10 @@ def verdict(run: Run) -> str:
         if rv is not None and teacher - rv < 0.02:
             parts.append("the teacher is less than 2 points above the no-KD student, so KD has "
                          "little to add")
-    fit = _num((s.get("teacher_train") or {}).get(metric)) if metric else None
-    if fit is not None and teacher is not None and fit - teacher >= MEMORISED_GAP:
-        parts.append(f"the teacher fits its training rows far better than new text ({metric} "
-                     f"{fit:.4f} there vs {teacher:.4f} on dev), so its soft targets on them "
-                     "mostly repeat the gold labels: give it text to label beyond them "
-                     "(--unlabelled FILE, kd.augment)")
+    note = memorised_note(_num((s.get("teacher_train") or {}).get(metric)), teacher, metric) \
+        if metric else None
+    if note:
+        parts.append(note)
     return "; ".join(parts)
 
 

@@ -259,6 +259,6 @@ def test_distill_reports_how_well_the_teacher_fits_its_training_rows(tiny_bert, 
     assert res["teacher_train"]["accuracy"] - res["teacher_dev"]["accuracy"] >= 0.05, res
     out = capsys.readouterr().err  # stderr: the CLI's stdout is the result JSON
     assert f"the teacher on its 64 labelled training rows: accuracy {expect:.4f}" in out
-    assert "it fits them far better than new text" in out
+    assert "fits its training rows far better than new text" in out
     assert "fits its training rows far better than new text" in D.verdict(
         load_run(tmp_path / "run"))

@@ -82,29 +82,30 @@ def read_reference(path: str, metric: str) -> dict:
             "task": rec.get("task")}
 
 
-#: teacher_train − teacher_dev (primary metric) from which the report calls the transfer rows
-#: memorised by the teacher
+#: teacher_train − teacher_dev (primary metric) from which the teacher counts as having
+#: memorised its transfer rows
 MEMORISED_GAP = 0.05
 
 
-def train_table(signal) -> torch.Tensor | None:
-    """The teacher's logits for every training row when it already holds them (a cached HF
-    teacher, a cached callable, a logits file); None when getting them would cost a pass."""
-    from ...teachers import CachedTeacher, CallableTeacher, LogitsFileTeacher
+def memorised_note(train: float | None, dev: float | None, metric: str) -> str | None:
+    """The diagnosis the log and the report share: a sentence when the teacher does
+    ``MEMORISED_GAP`` or more better on its training rows than on dev (higher-is-better
+    metrics), else None."""
+    from ...train.runner import metric_mode
 
-    if isinstance(signal, CachedTeacher):
-        return signal.tensors.get("logits")
-    if isinstance(signal, CallableTeacher):
-        return signal.table
-    if isinstance(signal, LogitsFileTeacher):
-        return signal.logits
-    return None
+    if train is None or dev is None or metric_mode(metric) != "max":
+        return None
+    if train - dev < MEMORISED_GAP:
+        return None
+    return (f"the teacher fits its training rows far better than new text ({metric} "
+            f"{train:.4f} there vs {dev:.4f} on dev), so its soft targets on them mostly repeat "
+            "the gold labels: give it text to label beyond them (--unlabelled FILE, kd.augment)")
 
 
 def teacher_on_train(task, train, logits: torch.Tensor | None) -> dict:
     """``{"teacher_train": metrics, "teacher_train_rows": n}``: the teacher's task metrics on
     the labelled training rows (rows without a label, e.g. unlabelled or augmented text, are
-    left out); {} without logits or labelled rows."""
+    left out), from ``TeacherSignal.logits_table()``; {} without logits or labelled rows."""
     from ...train import runner
 
     rows = [i for i, y in enumerate(train.labels) if y is not None]
@@ -113,4 +114,3 @@ def teacher_on_train(task, train, logits: torch.Tensor | None) -> dict:
     sub = train.subset(rows)
     return {"teacher_train": runner.task_metrics(task, logits[rows].float().numpy(), sub),
             "teacher_train_rows": len(rows)}
-

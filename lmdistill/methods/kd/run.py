@@ -21,8 +21,8 @@ from ...teachers import (CachedTeacher, CallableTeacher, LogitsFileTeacher, Mult
                          OnlineTeacher, TeacherSignal, default_cache_dir)
 from ...train import runner
 from ...train.loop import make_accelerator
-from .diagnosis import (MEMORISED_GAP, agreement, calibration, read_reference, reliability,
-                        run_teacher, teacher_on_train, train_table)
+from .diagnosis import (agreement, calibration, memorised_note, read_reference, reliability,
+                        run_teacher, teacher_on_train)
 from .objective import KDObjective, needs_of
 
 
@@ -259,7 +259,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
                                cfg, accelerator.device, ids[0] if ids else None)
     diag = teacher_diagnosis(task, dev, t_dev)
     if len(signals) == 1:  # several teachers: the mixture has no single fit to report
-        diag.update(teacher_on_train(task, train, train_table(signals[0])))
+        diag.update(teacher_on_train(task, train, signals[0].logits_table()))
         log_teacher_fit(diag, task.primary_metric)
     temperature = cfg.kd.temperature
     if temperature == "auto":
@@ -312,13 +312,10 @@ def log_teacher_fit(diag: dict, metric: str) -> None:
     if tr is None:
         return
     dv = (diag.get("teacher_dev") or {}).get(metric)
-    line = (f"distill: the teacher on its {diag['teacher_train_rows']} labelled training rows: "
-            f"{metric} {tr:.4f}" + ("" if dv is None else f" (dev {dv:.4f})"))
-    if dv is not None and runner.metric_mode(metric) == "max" and tr - dv >= MEMORISED_GAP:
-        line += ("; it fits them far better than new text, so its soft targets there mostly "
-                 "repeat the gold labels: text it labels beyond them (--unlabelled FILE, "
-                 "kd.augment) is where KD has more to teach")
-    log(line)
+    note = memorised_note(tr, dv, metric)
+    log(f"distill: the teacher on its {diag['teacher_train_rows']} labelled training rows: "
+        f"{metric} {tr:.4f}" + ("" if dv is None else f" (dev {dv:.4f})")
+        + (f"; {note}" if note else ""))
 
 
 def teacher_diagnosis(task, dev, logits) -> dict:
