@@ -745,6 +745,16 @@ def kdclinc_section(res: dict) -> list[str]:
                  f"{statistics.mean(r['teacher_agreement'] for r in rs):.4f}")
         out.append(f"| {label} | {statistics.mean(acc):.4f}{sd} | {len(rs)} | {tau} | {top} | "
                    f"{agree} | `{rs[0]['command']}` |")
+    nokd = [r["test_accuracy"] for r in rows if r["row"] == "nokd"]
+    if nokd and t["test_accuracy"] < statistics.mean(nokd):
+        out += ["", f"This teacher (3 epochs at lr 5e-5: test {t['test_accuracy']:.4f}, mean top "
+                f"probability {t['mean_top_prob_t1']:.2f} at τ 1) is below the no-KD student "
+                f"({statistics.mean(nokd):.4f}), so these rows are not the issue's strong-teacher "
+                "case: KD can only pull the student down to it, at either τ."]
+    autos = [r.get("kd_temperature") for r in rows if r["row"] == "kd-auto"]
+    if autos and all(x == 0.5 for x in autos):
+        out += ["", "`auto` ended at its lower clamp (τ = 0.5) on every seed: the underconfident "
+                "teacher would be sharpened further if the clamp allowed it."]
     out += ["", machines_line(rows + [t]), ""]
     return out
 
