@@ -15,6 +15,11 @@ skipped) and ``results/kdvs_<task>_teacher.json``. ``--augment 4`` adds ``kd-eda
 whose transfer set also holds 4 EDA copies of each training row (``-o kd.augment=eda``: the
 copies ``lmdistill augment`` writes for the run's rows and seed, labelled by the teacher),
 stopped at the no-KD run's step count.
+
+``--sweep`` adds, per (layers, seed), KD runs with α, τ or the learning rate moved off the
+default one at a time and in pairs (``SWEEP``; τ rows are skipped for regression, which has no
+τ): ``results/kdsweep_<task>_s<layers>_<variant>_s<seed>.json``. They are the measurements the
+defaults are checked against, next to the default's own ``kd`` row.
 """
 
 from __future__ import annotations
@@ -30,6 +35,12 @@ from common import RESULTS, write_result
 from lmdistill import api
 from lmdistill import config as C
 from lmdistill.methods.kd.run import distill, make_student
+
+#: --sweep: variant name -> the KD settings it changes from the DistillConfig defaults
+SWEEP = {"a0.9": {"kd.alpha": 0.9}, "t1": {"kd.temperature": 1.0},
+         "t4": {"kd.temperature": 4.0}, "a0.9-t1": {"kd.alpha": 0.9, "kd.temperature": 1.0},
+         "a0.9-t4": {"kd.alpha": 0.9, "kd.temperature": 4.0}, "lr5e-5": {"train.lr": 5e-5},
+         "lr2e-4": {"train.lr": 2e-4}}
 
 #: training rows per task (None: all): SST-2 is subsampled to keep a CPU run short
 LIMITS = {"sst2": 8000}
@@ -47,6 +58,8 @@ ap.add_argument("--root", default="runs/bench/kdvs")
 ap.add_argument("--augment", type=int, default=0, metavar="N",
                 help="also a KD row whose transfer set adds N EDA copies of every training row "
                      "(teacher-labelled, soft loss only), at the no-KD run's steps")
+ap.add_argument("--sweep", action="store_true",
+                help="also KD runs with α, τ and lr moved off the defaults (SWEEP)")
 a = ap.parse_args()
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
 root = Path(a.root) / a.task
@@ -103,3 +116,20 @@ for seed in a.seeds:
             write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
                                 "augment": f"eda x{a.augment}", "alpha": defaults.kd.alpha,
                                 "temperature": defaults.kd.temperature, **res}, cmd)
+        for variant, moved in SWEEP.items() if a.sweep else ():
+            name = f"kdsweep_{a.task}_s{k}_{variant}_s{seed}"
+            if (RESULTS / f"{name}.json").exists() or (
+                    "kd.temperature" in moved and api.get_task(a.task).is_regression):
+                continue
+            ov = {**common, "output_dir": str(root / f"s{k}-kd-{variant}-s{seed}"),
+                  "teacher.name": str(teacher), "student.kind": "pretrained",
+                  "student.base": str(init), "train.epochs": epochs, "train.seed": seed,
+                  **moved}
+            if (nokd_dir / "metrics.json").exists():  # absent where the row came from elsewhere
+                ov["kd.reference"] = str(nokd_dir)
+            res = distill(C.build(C.DistillConfig, overrides=ov), resume=True)
+            write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
+                                "variant": variant,
+                                "alpha": ov.get("kd.alpha", defaults.kd.alpha),
+                                "temperature": ov.get("kd.temperature", defaults.kd.temperature),
+                                "lr": ov.get("train.lr", defaults.train.lr), **res}, cmd)

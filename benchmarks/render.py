@@ -710,6 +710,66 @@ def kdvs_section(res: dict) -> list[str]:
     return out
 
 
+#: kd_vs_nokd.py --sweep's variants, in column order: (name, what it moves off the default)
+KDSWEEP_COLS = (("a0.9", "α 0.9"), ("t1", "τ 1"), ("t4", "τ 4"), ("a0.9-t1", "α 0.9, τ 1"),
+                ("a0.9-t4", "α 0.9, τ 4"), ("lr5e-5", "lr 5e-5"), ("lr2e-4", "lr 2e-4"))
+
+
+def kdsweep_section(res: dict) -> list[str]:
+    """Issue 9 item 3: the KD defaults against α, τ and lr moved off them, per (task, layers)
+    on one seed, each variant's Δ to the default's own row of that seed, with the spread of the
+    default over its 3 seeds for scale."""
+    sweep = [r for k, r in res.items() if k.startswith("kdsweep_")]
+    if not sweep:
+        return []
+    _, teachers, by = kdvs_groups(res)
+    cells: dict = {}
+    for r in sweep:
+        cells.setdefault((r["task"], r["layers"], r["seed"]), {})[r["variant"]] = r
+    out = ["## KD defaults against their neighbours (α, τ, learning rate)", "",
+           "Each row is one (task, student, seed) of the table above: the `DistillConfig` "
+           "default (α 0.5, τ 2, lr 1e-4; its `kd` row of that seed) and KD runs identical but "
+           "for the setting named in the column (the same teacher, init, rows, epochs and "
+           "seed). Cells are the variant minus the default, in points of the task's metric; the "
+           "default's stdev over its 3 seeds is beside it for scale. Regression (STS-B) has no "
+           "τ, so its τ columns are empty.", "",
+           "| task | layers | seed | metric | no-KD | default | default's sd (3 seeds) | "
+           + " | ".join(label for _, label in KDSWEEP_COLS) + " | command |",
+           "|---|---|---|---|---|---|---|" + "---|" * len(KDSWEEP_COLS) + "---|"]
+    deltas: dict = {v: [] for v, _ in KDSWEEP_COLS}
+    wins: dict = {v: [] for v, _ in KDSWEEP_COLS}
+    for (task, k, seed), vs in sorted(cells.items()):
+        m = KDVS_METRIC.get(task, "accuracy")
+        kd = {r["seed"]: r for r in by.get((task, k, ""), [])}
+        no = {r["seed"]: r for r in by.get((task, k, False), [])}
+        if seed not in kd:
+            continue
+        base = kd[seed][m]
+        sd = statistics.stdev(r[m] for r in kd.values()) if len(kd) > 1 else 0.0
+        row = []
+        for v, _ in KDSWEEP_COLS:
+            if v not in vs:
+                row.append("—")
+                continue
+            d = vs[v][m] - base
+            deltas[v].append(d)
+            if d > sd:
+                wins[v].append(f"{task} {k}-layer")
+            row.append(f"{100 * d:+.2f}")
+        nokd = f"{no[seed][m]:.4f}" if seed in no else "—"
+        out.append(f"| {task} | {k} | {seed} | {m} | {nokd} | {base:.4f} | {100 * sd:.2f} | "
+                   + " | ".join(row) + f" | `{next(iter(vs.values()))['command']}` |")
+    summary = []
+    for v, label in KDSWEEP_COLS:
+        if deltas[v]:
+            summary.append(f"{label}: mean {100 * statistics.mean(deltas[v]):+.2f} over "
+                           f"{len(deltas[v])} cell{'s' if len(deltas[v]) > 1 else ''}, above the "
+                           f"default by more than its sd in {len(wins[v])}"
+                           + (f" ({', '.join(wins[v])})" if wins[v] else ""))
+    out += ["", "Per variant: " + "; ".join(summary) + ".", "", machines_line(sweep), ""]
+    return out
+
+
 KDCLINC_ROWS = (("nokd", "no-KD"), ("kd", "KD, τ 2 (default)"), ("kd-auto", "KD, τ auto"))
 
 
@@ -1040,6 +1100,7 @@ def main() -> None:
     lines += compress_section(res) + speed_section(res) + mlm_section(res)
     lines += mlm_downstream_section(res) + adabert_section(res) + metakd_section(res)
     lines += wsd_section(res) + lexical_transfer_section(res) + kdvs_section(res)
+    lines += kdsweep_section(res)
     lines += kdclinc_section(res)
     lines += l2a_section(res)
     lines += devices_section(res)
