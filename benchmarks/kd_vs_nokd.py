@@ -93,13 +93,16 @@ for seed in a.seeds:
                 resume=True)
             write_result(name, {"task": a.task, "layers": k, "kd": False, "seed": seed,
                                 **res}, cmd)
+        # the no-KD run as the KD runs' kd.reference, where its folder is here (a row taken
+        # from results/ on another machine has none)
+        ref = {"kd.reference": str(nokd_dir)} if (nokd_dir / "metrics.json").exists() else {}
         name = f"kdvs_{a.task}_s{k}_kd_s{seed}"
         if not (RESULTS / f"{name}.json").exists():
             res = distill(C.build(C.DistillConfig, overrides={
                 **common, "output_dir": str(root / f"s{k}-kd-s{seed}"),
                 "teacher.name": str(teacher), "student.kind": "pretrained",
                 "student.base": str(init), "train.epochs": epochs, "train.seed": seed,
-                "kd.reference": str(nokd_dir)}), resume=True)
+                **ref}), resume=True)
             write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
                                 "alpha": defaults.kd.alpha,
                                 "temperature": defaults.kd.temperature, **res}, cmd)
@@ -112,7 +115,7 @@ for seed in a.seeds:
                 "teacher.name": str(teacher), "student.kind": "pretrained",
                 "student.base": str(init), "train.max_steps": steps, "train.seed": seed,
                 "kd.augment": "eda", "kd.augment_copies": a.augment,
-                "kd.reference": str(nokd_dir)}), resume=True)
+                **ref}), resume=True)
             write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
                                 "augment": f"eda x{a.augment}", "alpha": defaults.kd.alpha,
                                 "temperature": defaults.kd.temperature, **res}, cmd)
@@ -124,9 +127,7 @@ for seed in a.seeds:
             ov = {**common, "output_dir": str(root / f"s{k}-kd-{variant}-s{seed}"),
                   "teacher.name": str(teacher), "student.kind": "pretrained",
                   "student.base": str(init), "train.epochs": epochs, "train.seed": seed,
-                  **moved}
-            if (nokd_dir / "metrics.json").exists():  # absent where the row came from elsewhere
-                ov["kd.reference"] = str(nokd_dir)
+                  **ref, **moved}
             res = distill(C.build(C.DistillConfig, overrides=ov), resume=True)
             write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
                                 "variant": variant,
