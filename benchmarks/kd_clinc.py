@@ -10,7 +10,10 @@ public ``register_task`` / ``generic_task`` path (converted once to JSONL under 
 train 15,000, ``dev`` = CLINC's val split (3,000; training-time eval and where ``auto`` fits
 τ), ``test`` 4,500 (the reported figure, never seen by the fit). Writes
 ``results/kdclinc_teacher.json`` and ``results/kdclinc_s<layers>_<nokd|kd|kd-auto>_s<seed>.json``
-(rows already there are skipped).
+(rows already there are skipped). ``--teacher-lr`` other than the first teacher's 5e-5 gives
+a second teacher and its own rows, named ``kdclinc_tlr<lr>_…`` under ``<root>/tlr<lr>``:
+
+    .venv/bin/python benchmarks/kd_clinc.py --teacher-lr 1e-4 --seeds 1
 """
 
 from __future__ import annotations
@@ -37,20 +40,25 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--layers", type=int, default=3)
 ap.add_argument("--seeds", nargs="+", type=int, default=[1])
 ap.add_argument("--teacher-epochs", type=float, default=3)
+ap.add_argument("--teacher-lr", type=float, default=5e-5)
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--root", default="runs/bench/kdclinc")
 ap.add_argument("--limit", type=int, default=None, help="a seeded subset of the train rows")
 ap.add_argument("--epochs", type=float, default=None, help="default: the DistillConfig one")
 a = ap.parse_args()
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
-root = Path(a.root)
+data_root = Path(a.root)
+# the first teacher (lr 5e-5) keeps the names its rows were written under
+tag = "" if a.teacher_lr == 5e-5 else f"tlr{a.teacher_lr:g}"
+root = data_root / tag if tag else data_root
+prefix = f"kdclinc_{tag}_" if tag else "kdclinc_"
 
 # CLINC150 "full", in-scope intents only, as JSONL objects the generic file task reads
 src = Path(os.environ["LMDISTILL_DATA"]) / "clinc150" / "data" / "data_full.json"
 full = json.loads(src.read_text())
 files = {}
 for split, key in (("train", "train"), ("dev", "val"), ("test", "test")):
-    files[split] = root / "data" / f"{split}.jsonl"
+    files[split] = data_root / "data" / f"{split}.jsonl"
     if not files[split].exists():
         files[split].parent.mkdir(parents=True, exist_ok=True)
         files[split].write_text("".join(json.dumps({"text": t, "intent": y}) + "\n"
@@ -75,8 +83,9 @@ teacher = root / "teacher" / "model"
 if not (teacher / "config.json").exists():
     api.finetune(C.build(C.FinetuneConfig, overrides={
         **common, "output_dir": str(teacher.parent), "model.name": "minilm-l6",
-        "train.lr": 5e-5, "train.epochs": a.teacher_epochs, "train.seed": 1}), resume=True)
-if not (RESULTS / "kdclinc_teacher.json").exists():
+        "train.lr": a.teacher_lr, "train.epochs": a.teacher_epochs, "train.seed": 1}),
+        resume=True)
+if not (RESULTS / f"{prefix}teacher.json").exists():
     test = api.evaluate(str(teacher), "clinc150", "test", progress=False)
     # one pass over dev: its accuracy and the soft targets at τ = 1 and at the default τ = 2
     # (issue 9: 0.83 → 0.27)
@@ -84,8 +93,9 @@ if not (RESULTS / "kdclinc_teacher.json").exists():
                        128, 128)
     z = run_teacher(call, [t for t, _ in full["val"]], 128)
     gold = torch.tensor([intents.index(y) for _, y in full["val"]])
-    write_result("kdclinc_teacher", {
+    write_result(f"{prefix}teacher", {
         "task": "clinc150", "teacher": str(teacher), "classes": len(intents),
+        "teacher_lr": a.teacher_lr, "teacher_epochs": a.teacher_epochs,
         "dev_accuracy": float((z.argmax(-1) == gold).float().mean()),
         "test_accuracy": test["accuracy"],
         "mean_top_prob_t1": top_prob(z, 1.0),
@@ -101,7 +111,7 @@ for seed in a.seeds:
     runs = [("nokd", nokd_dir, None), ("kd", root / f"s{k}-kd-s{seed}", defaults.kd.temperature),
             ("kd-auto", root / f"s{k}-kd-auto-s{seed}", "auto")]
     for row, out, tau in runs:
-        name = f"kdclinc_s{k}_{row}_s{seed}"
+        name = f"{prefix}s{k}_{row}_s{seed}"
         if (RESULTS / f"{name}.json").exists():
             continue
         if tau is None:
@@ -120,7 +130,8 @@ for seed in a.seeds:
             "teacher_mean_top_prob": res.get("teacher_calibration", {}).get("mean_top_prob"),
             "teacher_mean_top_prob_fit": res.get("teacher_calibration", {})
             .get("mean_top_prob_fit")}
-        write_result(name, {"task": "clinc150", "layers": k, "row": row, "seed": seed,
+        write_result(name, {"task": "clinc150", "teacher_tag": tag, "layers": k, "row": row,
+                            "seed": seed,
                             "kd_temperature_set": tau,
                             "alpha": None if tau is None else defaults.kd.alpha,
                             "dev_accuracy": res.get("accuracy"),
