@@ -270,7 +270,7 @@ def test_distillation_verdict_and_table():
 
 def test_verdict_names_a_teacher_that_memorised_its_training_rows():
     """5 points or more between the teacher's training-row and dev metric: the verdict says its
-    soft targets mostly repeat the gold labels; under that gap it says nothing of the kind."""
+    soft targets on them lean towards the gold labels; under that gap it says nothing of the kind."""
     from lmdistill.report import diagnosis as D
 
     evals = [{"f1": 0.78, "teacher_agreement": 0.8, "kl_to_teacher": 0.2}]

@@ -98,8 +98,9 @@ def memorised_note(train: float | None, dev: float | None, metric: str) -> str |
     if train - dev < MEMORISED_GAP:
         return None
     return (f"the teacher fits its training rows far better than new text ({metric} "
-            f"{train:.4f} there vs {dev:.4f} on dev), so its soft targets on them mostly repeat "
-            "the gold labels: give it text to label beyond them (--unlabelled FILE, kd.augment)")
+            f"{train:.4f} there vs {dev:.4f} on dev): on those rows its soft targets lean "
+            "towards the gold labels it was fitted to; text beyond them (--unlabelled FILE, "
+            "kd.augment) shows the student what it does on new text")
 
 
 def teacher_on_train(task, train, logits: torch.Tensor | None) -> dict:
