@@ -17,8 +17,9 @@ copies ``lmdistill augment`` writes for the run's rows and seed, labelled by the
 stopped at the no-KD run's step count.
 
 ``--sweep`` adds, per (layers, seed), KD runs with α, τ or the learning rate moved off the
-default one at a time and in pairs (``SWEEP``; τ rows are skipped for regression, which has no
-τ): ``results/kdsweep_<task>_s<layers>_<variant>_s<seed>.json``. They are the measurements the
+default one at a time and in pairs, or hidden-state KD added (``SWEEP``; τ rows are skipped for
+regression, which has no τ), and no-KD runs with the learning rate moved (``NOKD_SWEEP``, so a
+KD variant's lr has a no-KD run to match): ``results/kdsweep_<task>_s<layers>_<variant>_s<seed>.json``. They are the measurements the
 defaults are checked against, next to the default's own ``kd`` row.
 """
 
@@ -40,7 +41,9 @@ from lmdistill.methods.kd.run import distill, make_student
 SWEEP = {"a0.9": {"kd.alpha": 0.9}, "t1": {"kd.temperature": 1.0},
          "t4": {"kd.temperature": 4.0}, "a0.9-t1": {"kd.alpha": 0.9, "kd.temperature": 1.0},
          "a0.9-t4": {"kd.alpha": 0.9, "kd.temperature": 4.0}, "lr5e-5": {"train.lr": 5e-5},
-         "lr2e-4": {"train.lr": 2e-4}}
+         "lr2e-4": {"train.lr": 2e-4}, "hidden": {"kd.features": ["hidden"]}}
+#: --sweep: the no-KD run with a setting moved (so a KD variant has a no-KD run to match)
+NOKD_SWEEP = {"nokd-lr2e-4": {"train.lr": 2e-4}}
 
 #: training rows per task (None: all): SST-2 is subsampled to keep a CPU run short
 LIMITS = {"sst2": 8000}
@@ -119,6 +122,16 @@ for seed in a.seeds:
             write_result(name, {"task": a.task, "layers": k, "kd": True, "seed": seed,
                                 "augment": f"eda x{a.augment}", "alpha": defaults.kd.alpha,
                                 "temperature": defaults.kd.temperature, **res}, cmd)
+        for variant, moved in NOKD_SWEEP.items() if a.sweep else ():
+            name = f"kdsweep_{a.task}_s{k}_{variant}_s{seed}"
+            if (RESULTS / f"{name}.json").exists():
+                continue
+            ov = {**common, "output_dir": str(root / f"s{k}-{variant}-s{seed}"),
+                  "model.name": str(init), "train.lr": defaults.train.lr, "train.epochs": epochs,
+                  "train.seed": seed, **moved}
+            res = api.finetune(C.build(C.FinetuneConfig, overrides=ov), resume=True)
+            write_result(name, {"task": a.task, "layers": k, "kd": False, "seed": seed,
+                                "variant": variant, "lr": ov["train.lr"], **res}, cmd)
         for variant, moved in SWEEP.items() if a.sweep else ():
             name = f"kdsweep_{a.task}_s{k}_{variant}_s{seed}"
             if (RESULTS / f"{name}.json").exists() or (
