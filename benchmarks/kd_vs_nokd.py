@@ -63,7 +63,11 @@ ap.add_argument("--augment", type=int, default=0, metavar="N",
                      "(teacher-labelled, soft loss only), at the no-KD run's steps")
 ap.add_argument("--sweep", action="store_true",
                 help="also KD runs with α, τ and lr moved off the defaults (SWEEP)")
+ap.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                help="--sweep: only these variants (of SWEEP and NOKD_SWEEP)")
 a = ap.parse_args()
+if a.variants and (bad := set(a.variants) - set(SWEEP) - set(NOKD_SWEEP)):
+    ap.error(f"unknown --variants {sorted(bad)}; known: {[*SWEEP, *NOKD_SWEEP]}")
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
 root = Path(a.root) / a.task
 common = {"data.task": a.task, "data.limit": LIMITS.get(a.task), "train.batch_size": 32,
@@ -124,7 +128,7 @@ for seed in a.seeds:
                                 "temperature": defaults.kd.temperature, **res}, cmd)
         for variant, moved in NOKD_SWEEP.items() if a.sweep else ():
             name = f"kdsweep_{a.task}_s{k}_{variant}_s{seed}"
-            if (RESULTS / f"{name}.json").exists():
+            if a.variants and variant not in a.variants or (RESULTS / f"{name}.json").exists():
                 continue
             ov = {**common, "output_dir": str(root / f"s{k}-{variant}-s{seed}"),
                   "model.name": str(init), "train.lr": defaults.train.lr, "train.epochs": epochs,
@@ -134,7 +138,8 @@ for seed in a.seeds:
                                 "variant": variant, "lr": ov["train.lr"], **res}, cmd)
         for variant, moved in SWEEP.items() if a.sweep else ():
             name = f"kdsweep_{a.task}_s{k}_{variant}_s{seed}"
-            if (RESULTS / f"{name}.json").exists() or (
+            skip = a.variants and variant not in a.variants
+            if skip or (RESULTS / f"{name}.json").exists() or (
                     "kd.temperature" in moved and api.get_task(a.task).is_regression):
                 continue
             ov = {**common, "output_dir": str(root / f"s{k}-kd-{variant}-s{seed}"),
