@@ -19,7 +19,8 @@ stopped at the no-KD run's step count.
 ``--sweep`` adds, per (layers, seed), KD runs with α, τ or the learning rate moved off the
 default one at a time and in pairs, or hidden-state KD added (``SWEEP``; τ rows are skipped for
 regression, which has no τ), and no-KD runs with the learning rate moved (``NOKD_SWEEP``, so a
-KD variant's lr has a no-KD run to match): ``results/kdsweep_<task>_s<layers>_<variant>_s<seed>.json``. They are the measurements the
+KD variant's lr has a no-KD run to match):
+``results/kdsweep_<task>_s<layers>_<variant>_s<seed>.json``. They are the measurements the
 defaults are checked against, next to the default's own ``kd`` row.
 """
 
