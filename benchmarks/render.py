@@ -633,6 +633,63 @@ def kdvs_cola_why(by: dict, teachers: dict) -> str:
             "from each row's accuracy and MCC.)")
 
 
+def kdvs_stsb_why(res: dict, by: dict, teachers: dict) -> str:
+    """Why KD does not beat no-KD on STS-B (regression), from the rows: what the KD loss is
+    there, how close the teacher's training-row scores are to gold, and what moves the students
+    instead (the learning rate for both, hidden-state KD, more transfer text)."""
+    t = teachers.get("stsb")
+    if not t or not by.get(("stsb", 2, "")):
+        return ""
+    train = next((r["teacher_train"]["pearson"] for k, r in sorted(res.items())
+                  if k.startswith(("kdvs_stsb", "kdsweep_stsb")) and "teacher_train" in r), None)
+    parts = ["Why KD does not beat no-KD on STS-B: it is regression, and regression KD is the "
+             "MSE to the teacher's score, so at α 0.5 the loss (1−α)(s−y)² + α(s−t)² equals "
+             "(s − (y+t)/2)² plus a constant: the student fits one number per pair, halfway "
+             "between the gold score and the teacher's, with no distribution over classes to "
+             "carry what the teacher knows beyond its answer."]
+    if train is not None:
+        parts.append(f"On its own training rows the teacher's scores track gold closely "
+                     f"(Pearson {train:.3f}, against {t['pearson']:.3f} on dev), so that target "
+                     "is a lightly smoothed gold score, and the KD student learns what the no-KD "
+                     "one does.")
+    sweep = {(r["layers"], r["variant"], r["seed"]): r for k, r in res.items()
+             if k.startswith("kdsweep_stsb_")}
+    kd = {(r["layers"], r["seed"]): r for k in (2, 3) for r in by.get(("stsb", k, ""), [])}
+    no = {(r["layers"], r["seed"]): r for k in (2, 3) for r in by.get(("stsb", k, False), [])}
+
+    def lr_gain(k: int, seed: int) -> str:
+        p_kd = sweep[(k, "lr2e-4", seed)]["pearson"]
+        p_no = sweep[(k, "nokd-lr2e-4", seed)]["pearson"]
+        return (f"the {k}-layer no-KD student gains {100 * (p_no - no[(k, seed)]['pearson']):+.1f} "
+                f"points and KD {100 * (p_kd - kd[(k, seed)]['pearson']):+.1f}, ending "
+                f"{100 * (p_kd - p_no):+.1f} apart")
+
+    lr = [(k, seed) for (k, v, seed) in sorted(sweep) if v == "lr2e-4"
+          and (k, "nokd-lr2e-4", seed) in sweep and (k, seed) in kd and (k, seed) in no]
+    if lr:
+        parts.append("What holds both students back is their training budget, not their "
+                     "targets: at lr 2e-4 instead of 1e-4 (seed "
+                     + ", ".join(sorted({str(s) for _, s in lr})) + ") "
+                     + "; ".join(lr_gain(k, s) for k, s in lr) + ".")
+    hid = []
+    for k in (2, 3):
+        seeds = [s for (kk, v, s) in sweep if kk == k and v == "hidden" and (k, s) in no]
+        if seeds:
+            d = [sweep[(k, "hidden", s)]["pearson"] - no[(k, s)]["pearson"] for s in seeds]
+            sd = f" ± {100 * statistics.stdev(d):.1f}" if len(d) > 1 else ""
+            hid.append(f"{k}-layer {100 * statistics.mean(d):+.1f}{sd} points over no-KD "
+                       f"({len(d)} seed{'s' if len(d) > 1 else ''})")
+    if hid:
+        parts.append("Giving the student more of the teacher than its score, its token states "
+                     "(`-o kd.features=[hidden]`, the `+ hidden-state KD` column below), gives "
+                     + " and ".join(hid) + ".")
+    if by.get(("stsb", 2, "eda x4")):
+        parts.append("More transfer text, which lifts MRPC, hurts here: the `KD + eda x4` rows "
+                     "are below no-KD, as a student held back by its budget would be: at matched "
+                     "steps each gold pair is seen a fifth as often.")
+    return " ".join(parts)
+
+
 def kdvs_groups(res: dict) -> tuple[list, dict, dict]:
     """Issue 9's rows, the teachers per task, and the rows per (task, layers, kd) where kd is
     False (no-KD), "" (KD), or the augmentation of the KD transfer set."""
@@ -705,14 +762,16 @@ def kdvs_section(res: dict) -> list[str]:
                    f"{c['kd'] - c['nokd']:+.4f} | {c['seeds']} | {c['acc']} | "
                    f"{'yes' if c['gap'] else 'no'} | {met} | `{c['command']}` |")
     cola = kdvs_cola_why(by, teachers)
-    out += ["", KDVS_WHY, *(["", cola] if cola else []), "",
+    stsb = kdvs_stsb_why(res, by, teachers)
+    out += ["", KDVS_WHY, *(["", cola] if cola else []), *(["", stsb] if stsb else []), "",
             machines_line(rows + list(teachers.values())), ""]
     return out
 
 
 #: kd_vs_nokd.py --sweep's variants, in column order: (name, what it moves off the default)
 KDSWEEP_COLS = (("a0.9", "α 0.9"), ("t1", "τ 1"), ("t4", "τ 4"), ("a0.9-t1", "α 0.9, τ 1"),
-                ("a0.9-t4", "α 0.9, τ 4"), ("lr5e-5", "lr 5e-5"), ("lr2e-4", "lr 2e-4"))
+                ("a0.9-t4", "α 0.9, τ 4"), ("lr5e-5", "lr 5e-5"), ("lr2e-4", "lr 2e-4"),
+                ("hidden", "+ hidden-state KD"), ("nokd-lr2e-4", "no-KD at lr 2e-4"))
 
 
 def kdsweep_section(res: dict) -> list[str]:
@@ -731,8 +790,11 @@ def kdsweep_section(res: dict) -> list[str]:
            "default (α 0.5, τ 2, lr 1e-4; its `kd` row of that seed) and KD runs identical but "
            "for the setting named in the column (the same teacher, init, rows, epochs and "
            "seed). Cells are the variant minus the default, in points of the task's metric; the "
-           "default's stdev over its 3 seeds is beside it for scale. Regression (STS-B) has no "
-           "τ, so its τ columns are empty.", "",
+           "default's stdev over its 3 seeds is beside it for scale. `+ hidden-state KD` adds "
+           "`kd.features=[hidden]` (MSE between each student layer's token states and its "
+           "mapped teacher layer's, weight `kd.beta` 1) to the default; `no-KD at lr 2e-4` is "
+           "the no-KD run at the lr-2e-4 variant's learning rate, so the two can be compared "
+           "like for like. Regression (STS-B) has no τ, so its τ columns are empty.", "",
            "| task | layers | seed | metric | no-KD | default | default's sd (3 seeds) | "
            + " | ".join(label for _, label in KDSWEEP_COLS) + " | command |",
            "|---|---|---|---|---|---|---|" + "---|" * len(KDSWEEP_COLS) + "---|"]
@@ -761,12 +823,27 @@ def kdsweep_section(res: dict) -> list[str]:
                    + " | ".join(row) + f" | `{next(iter(vs.values()))['command']}` |")
     summary = []
     for v, label in KDSWEEP_COLS:
-        if deltas[v]:
+        if deltas[v] and not v.startswith("nokd"):
             summary.append(f"{label}: mean {100 * statistics.mean(deltas[v]):+.2f} over "
                            f"{len(deltas[v])} cell{'s' if len(deltas[v]) > 1 else ''}, above the "
                            f"default by more than its sd in {len(wins[v])}"
                            + (f" ({', '.join(wins[v])})" if wins[v] else ""))
-    out += ["", "Per variant: " + "; ".join(summary) + ".", "", machines_line(sweep), ""]
+    out += ["", "Per variant: " + "; ".join(summary) + "."]
+    matched = []
+    for (task, k, seed), vs in sorted(cells.items()):
+        m = KDVS_METRIC.get(task, "accuracy")
+        kd = {r["seed"]: r for r in by.get((task, k, ""), [])}
+        no = {r["seed"]: r for r in by.get((task, k, False), [])}
+        if "lr2e-4" in vs and "nokd-lr2e-4" in vs and seed in kd and seed in no:
+            matched.append((f"{task} {k}-layer", vs["lr2e-4"][m] - kd[seed][m],
+                            vs["nokd-lr2e-4"][m] - no[seed][m],
+                            vs["lr2e-4"][m] - vs["nokd-lr2e-4"][m]))
+    if matched:
+        out += ["", "lr 2e-4 instead of 1e-4, for KD and for no-KD (the same seed), in points: "
+                + "; ".join(f"{c}: KD {100 * g_kd:+.2f}, no-KD {100 * g_no:+.2f}, so KD − no-KD "
+                            f"at lr 2e-4 is {100 * d:+.2f}" for c, g_kd, g_no, d in matched)
+                + "."]
+    out += ["", machines_line(sweep), ""]
     return out
 
 
