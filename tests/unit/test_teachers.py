@@ -640,3 +640,19 @@ def test_fit_temperature_recovers_a_known_temperature():
     assert T.expected_calibration_error(z / t, y) < T.expected_calibration_error(z, y) / 3
     with pytest.raises(ConfigError, match="fit_temperature"):
         T.fit_temperature(z, y[:10])
+
+
+def test_auto_temperature_clamps_and_reports_the_unclamped_fit():
+    from types import SimpleNamespace
+
+    from lmdistill.methods.kd.run import TAU_RANGE, auto_temperature
+
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(20000, 5, generator=g)
+    for true, want in ((2.5, 2.5), (0.3, TAU_RANGE[0])):
+        y = torch.multinomial((z / true).softmax(-1), 1, generator=g)[:, 0]
+        tau, fit = auto_temperature(get_task("sst2"), SimpleNamespace(labels=y.tolist()), z)
+        assert fit["tau_fit"] == pytest.approx(true, rel=0.06)
+        assert tau == pytest.approx(want, rel=0.06)
+        assert fit["mean_top_prob_fit"] == pytest.approx(
+            float((z / tau).softmax(-1).max(-1).values.mean()))
