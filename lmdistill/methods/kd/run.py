@@ -387,7 +387,8 @@ def auto_temperature(task, dev, logits) -> tuple[float, dict]:
     best = fit_temperature(logits, y)
     tau = min(TAU_RANGE[1], max(TAU_RANGE[0], best))
     fitted = logits / tau
-    fit = {"tau_fit": best,
+    fit = {"tau_fit": best, "nll_tau_fit": float(torch.nn.functional.cross_entropy(
+               logits / best, y)),
            "nll_fit": float(torch.nn.functional.cross_entropy(fitted, y)),
            "ece_fit": expected_calibration_error(fitted, y),
            "mean_top_prob_fit": float(fitted.softmax(-1).max(-1).values.mean()),
@@ -395,7 +396,7 @@ def auto_temperature(task, dev, logits) -> tuple[float, dict]:
     c = calibration(logits, y)
     clamped = "" if tau == best else (
         f"; the NLL is lowest at {best:.3f}, outside [{TAU_RANGE[0]:g}, {TAU_RANGE[1]:g}] "
-        f"(NLL {float(torch.nn.functional.cross_entropy(logits / best, y)):.3f} there)")
+        f"(NLL {fit['nll_tau_fit']:.3f} there)")
     log(f"kd.temperature=auto: tau = {tau:.3f} (teacher NLL {c['nll']:.3f} -> "
           f"{fit['nll_fit']:.3f}, ECE {c['ece']:.3f} -> {fit['ece_fit']:.3f} on {len(y)} eval "
           f"rows{clamped})")
