@@ -126,10 +126,11 @@ for seed in a.seeds:
                 "train.epochs": epochs, "train.seed": seed, "kd.temperature": tau,
                 "kd.reference": str(nokd_dir)}), resume=True)
         test = api.evaluate(str(out / "model"), "clinc150", "test", progress=False)
+        cal = res.get("teacher_calibration", {})
         res = {k2: v for k2, v in res.items() if k2 != "teacher_calibration"} | {
-            "teacher_mean_top_prob": res.get("teacher_calibration", {}).get("mean_top_prob"),
-            "teacher_mean_top_prob_fit": res.get("teacher_calibration", {})
-            .get("mean_top_prob_fit")}
+            "teacher_mean_top_prob": cal.get("mean_top_prob"),
+            "teacher_mean_top_prob_fit": cal.get("mean_top_prob_fit")} | {
+            f"teacher_{k2}": cal[k2] for k2 in ("tau_fit", "nll_tau_fit", "nll_fit") if k2 in cal}
         write_result(name, {"task": "clinc150", "teacher_tag": tag, "layers": k, "row": row,
                             "seed": seed,
                             "kd_temperature_set": tau,

@@ -902,16 +902,17 @@ def kdclinc_section(res: dict) -> list[str]:
         if autos and all(x == 0.5 for x in autos):
             out += ["", "`auto` ended at its lower clamp (τ = 0.5) on every seed: the "
                     "underconfident teacher would be sharpened further if the clamp allowed it."]
-            fits = [r["teacher_calibration"] for r in rows if r["row"] == "kd-auto"
-                    and "tau_fit" in r.get("teacher_calibration", {})]
+            fits = [r for r in rows if r["row"] == "kd-auto" and "teacher_tau_fit" in r]
             if fits:
                 f = fits[0]
                 out[-1] += (f" Unclamped, temperature scaling's NLL minimum is at τ "
-                            f"{f['tau_fit']:.2f} (val NLL {f['nll_tau_fit']:.3f}, against "
-                            f"{f['nll_fit']:.3f} at τ 0.5, where the teacher's mean top "
-                            f"probability is already {f['mean_top_prob_fit']:.2f})"
+                            f"{f['teacher_tau_fit']:.2f} (val NLL "
+                            f"{f['teacher_nll_tau_fit']:.3f}, against {f['teacher_nll_fit']:.3f} "
+                            "at τ 0.5, where the teacher's mean top probability is already "
+                            f"{f['teacher_mean_top_prob_fit']:.2f})"
                             + (", so the clamp changes the targets little."
-                               if f["nll_fit"] - f["nll_tau_fit"] < 0.02 * f["nll_fit"] else
+                               if f["teacher_nll_fit"] - f["teacher_nll_tau_fit"]
+                               < 0.02 * f["teacher_nll_fit"] else
                                ": the clamp costs the targets part of the fit."))
     out += ["", machines_line(rows_all + list(teachers.values())), ""]
     return out
