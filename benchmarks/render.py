@@ -673,16 +673,23 @@ def kdvs_stsb_why(res: dict, by: dict, teachers: dict) -> str:
                      + "; ".join(lr_gain(k, s) for k, s in lr) + ".")
     hid = []
     for k in (2, 3):
-        seeds = [s for (kk, v, s) in sweep if kk == k and v == "hidden" and (k, s) in no]
+        seeds = sorted(s for (kk, v, s) in sweep if kk == k and v == "hidden" and (k, s) in no)
         if seeds:
-            d = [sweep[(k, "hidden", s)]["pearson"] - no[(k, s)]["pearson"] for s in seeds]
-            sd = f" ± {100 * statistics.stdev(d):.1f}" if len(d) > 1 else ""
-            hid.append(f"{k}-layer {100 * statistics.mean(d):+.1f}{sd} points over no-KD "
-                       f"({len(d)} seed{'s' if len(d) > 1 else ''})")
+            h = [sweep[(k, "hidden", s)]["pearson"] for s in seeds]
+            n = [no[(k, s)]["pearson"] for s in seeds]
+            d = statistics.mean(h) - statistics.mean(n)
+            txt = (f"{k}-layer {statistics.mean(h):.4f} against no-KD {statistics.mean(n):.4f} "
+                   f"({100 * d:+.1f} points, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}")
+            if len(seeds) > 1:
+                sd = max(statistics.stdev(h), statistics.stdev(n))
+                txt += (", more than one stdev" if d > sd else ", not more than one stdev")
+                txt += f" ({100 * sd:.1f})"
+            hid.append(txt + ")")
     if hid:
         parts.append("Giving the student more of the teacher than its score, its token states "
                      "(`-o kd.features=[hidden]`, the `+ hidden-state KD` column below), gives "
-                     + " and ".join(hid) + ".")
+                     + " and ".join(hid) + "; on RTE and MRPC it does not help (the column "
+                     "below), so it is an option for regression students, not a default.")
     if by.get(("stsb", 2, "eda x4")):
         parts.append("More transfer text, which lifts MRPC, hurts here: the `KD + eda x4` rows "
                      "are below no-KD, as a student held back by its budget would be: at matched "
