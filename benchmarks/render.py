@@ -688,8 +688,24 @@ def kdvs_stsb_why(res: dict, by: dict, teachers: dict) -> str:
     if hid:
         parts.append("Giving the student more of the teacher than its score, its token states "
                      "(`-o kd.features=[hidden]`, the `+ hidden-state KD` column below), gives "
-                     + " and ".join(hid) + "; on RTE and MRPC it does not help (the column "
-                     "below), so it is an option for regression students, not a default.")
+                     + " and ".join(hid) + ".")
+        others = []
+        for k2, r in sorted(res.items()):
+            if k2.startswith("kdsweep_") and r.get("variant") == "hidden" and r["task"] != "stsb":
+                m = KDVS_METRIC.get(r["task"], "accuracy")
+                base = next((b for b in by.get((r["task"], r["layers"], ""), [])
+                             if b["seed"] == r["seed"]), None)
+                kds = [b[m] for b in by.get((r["task"], r["layers"], ""), [])]
+                if base and len(kds) > 1:
+                    others.append((f"{r['task']} {r['layers']}-layer "
+                                   f"{100 * (r[m] - base[m]):+.2f}",
+                                   r[m] - base[m] > statistics.stdev(kds)))
+        if others:
+            gains = any(g for _, g in others)
+            parts.append("Elsewhere, against the default KD run of the same seed, it gives (in "
+                         "points) " + ", ".join(t for t, _ in others)
+                         + ("" if gains else ": none above the default's stdev over its seeds")
+                         + ", so it is an option for regression students, not a default.")
     if by.get(("stsb", 2, "eda x4")):
         parts.append("More transfer text, which lifts MRPC, hurts here: the `KD + eda x4` rows "
                      "are below no-KD, as a student held back by its budget would be: at matched "
