@@ -49,6 +49,16 @@ def verdict(run: Run) -> str:
     return "; ".join(parts)
 
 
+def _tau(tau: float | None, fit: float | None) -> str:
+    """The τ a run used; under kd.temperature=auto, where the fit fell outside the allowed
+    range, the unclamped fit beside it."""
+    if tau is None:
+        return "–"
+    if fit is None or abs(fit - tau) < 1e-9:
+        return f"{tau:g}"
+    return f"{tau:g} (fit {fit:.3g}, clamped)"
+
+
 def rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
     head = ["run", "metric", "teacher", "teacher on train", "student", "no-KD", "Δ vs no-KD",
             "agreement",
@@ -73,7 +83,7 @@ def rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
                     "–" if ref is None or st is None else f"{st - ref:+.4f}",
                     f(_num(s.get("teacher_agreement"))),
                     f"{kl[0]:.4f} → {kl[-1]:.4f}" if kl else "–",
-                    f(_num(cal.get("ece"))), "–" if tau is None else f"{tau:g}"])
+                    f(_num(cal.get("ece"))), _tau(tau, _num(cal.get("tau_fit")))])
     return head, out
 
 

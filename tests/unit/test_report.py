@@ -260,6 +260,12 @@ def test_distillation_verdict_and_table():
     row = dict(zip(head, rows[0]))
     assert row["Δ vs no-KD"] == "+0.0100" and row["KL to teacher (first → last eval)"] == \
         "0.3000 → 0.1200" and row["τ"] == "2"
+    clamped = _diag_run({"accuracy": 0.8, "kd_temperature": 0.5,
+                         "teacher_calibration": {"tau_fit": 0.4512}}, evals)
+    assert dict(zip(head, D.rows([clamped])[1][0]))["τ"] == "0.5 (fit 0.451, clamped)"
+    fitted = _diag_run({"accuracy": 0.8, "kd_temperature": 1.7,
+                        "teacher_calibration": {"tau_fit": 1.7}}, evals)
+    assert dict(zip(head, D.rows([fitted])[1][0]))["τ"] == "1.7"
     worse = _diag_run({"accuracy": 0.79, "teacher_dev": {"accuracy": 0.805},
                        "nokd_reference": {"value": 0.80}}, evals)
     v = D.verdict(worse)
