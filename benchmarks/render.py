@@ -916,22 +916,22 @@ def kdclinc_section(res: dict) -> list[str]:
             out.append(f"| {label} | {statistics.mean(acc):.4f}{sd} | {len(rs)} | {tau} | "
                        f"{top} | {agree} | `{rs[0]['command']}` |")
         nokd = [r["test_accuracy"] for r in rows if r["row"] == "nokd"]
-        if nokd and t["test_accuracy"] < statistics.mean(nokd):
+        m = statistics.mean(nokd) if nokd else None
+        if m is not None and t["test_accuracy"] < m:
             out += ["", f"This teacher (test {t['test_accuracy']:.4f}, mean top probability "
                     f"{t['mean_top_prob_t1']:.2f} at τ 1) is below the no-KD student "
-                    f"({statistics.mean(nokd):.4f}), so these rows are not the issue's "
+                    f"({m:.4f}), so these rows are not the issue's "
                     "strong-teacher case: KD can only pull the student down to it, at either τ."]
-        elif nokd and t["test_accuracy"] - statistics.mean(nokd) < 0.02:
-            kds = {row: statistics.mean(r["test_accuracy"] for r in rows if r["row"] == row)
-                   for row in ("kd", "kd-auto") if any(r["row"] == row for r in rows)}
+        elif m is not None and t["test_accuracy"] - m < 0.02:
+            gaps = "".join(
+                f"; {label} is {100 * (statistics.mean(v) - m):+.1f} points from no-KD"
+                for row, label in KDCLINC_ROWS[1:]
+                if (v := [r["test_accuracy"] for r in rows if r["row"] == row]))
             out += ["", f"This teacher (test {t['test_accuracy']:.4f}) is "
-                    f"{100 * (t['test_accuracy'] - statistics.mean(nokd)):.1f} points above the "
-                    f"no-KD student ({statistics.mean(nokd):.4f}), under the 2 points from which "
-                    "the target asks KD to win: the student starts from the teacher's own layers "
-                    "and head and reaches it without KD"
-                    + "".join(f"; {dict(KDCLINC_ROWS)[row]} is "
-                              f"{100 * (v - statistics.mean(nokd)):+.1f} points from no-KD"
-                              for row, v in kds.items()) + "."]
+                    f"{100 * (t['test_accuracy'] - m):.1f} points above the no-KD student "
+                    f"({m:.4f}), under the 2 points from which the target asks KD to win: the "
+                    "student starts from the teacher's own layers and head and reaches it "
+                    f"without KD{gaps}."]
         autos = [r.get("kd_temperature") for r in rows if r["row"] == "kd-auto"]
         if autos and all(x == 0.5 for x in autos):
             out += ["", "`auto` ended at its lower clamp (τ = 0.5) on every seed: the "
