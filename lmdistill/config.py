@@ -10,13 +10,14 @@ beside each run's outputs, and a resume refuses to continue under a different on
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
-from .names import FEATURES, STRATEGIES, STUDENT_KINDS
+from .names import FEATURES, LOSSES, STRATEGIES, STUDENT_KINDS
+from .schedules import ScheduleError, check_range, make_schedule
 
 
 class Strict(BaseModel):
@@ -28,9 +29,9 @@ class DataConfig(Strict):
     data_dir: str | None = Field(None, description="default: $LMDISTILL_DATA")
     train_split: str = "train"
     eval_split: str = "dev"
-    limit: int | None = Field(None, description="use a seeded subset of this many train rows")
-    eval_limit: int | None = None
-    max_length: int = 128
+    limit: int | None = Field(None, ge=1, description="use a seeded subset of this many train rows")
+    eval_limit: int | None = Field(None, ge=1)
+    max_length: int = Field(128, ge=4)
     unlabelled_splits: list[str] = Field(
         default_factory=list, description="distill: these splits' texts (labels dropped) are "
         "added as unlabelled rows the teacher labels, e.g. [test] (transductive: opt in)")
@@ -42,10 +43,10 @@ class DataConfig(Strict):
     regression: bool = False
     dev_path: str | None = None
     # masked-LM tasks (task = "mlm:<corpus>", see lmdistill.data.mlm)
-    mlm_block_size: int = Field(128, description="tokens per block ([CLS] ... [SEP])")
-    mlm_probability: float = Field(0.15, description="share of words masked (80/10/10)")
-    mlm_heldout: float = Field(0.05, description="share of blocks held out (by content hash)")
-    mlm_max_blocks: int | None = Field(None, description="use the first N blocks of the corpus")
+    mlm_block_size: int = Field(128, ge=4, description="tokens per block ([CLS] ... [SEP])")
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="share of words masked (80/10/10)")
+    mlm_heldout: float = Field(0.05, ge=0, lt=1, description="share of blocks held out (by content hash)")
+    mlm_max_blocks: int | None = Field(None, ge=1, description="use the first N blocks of the corpus")
     mlm_seed: int = Field(0, description="seed of the masks (fixed apart from train.seed, so "
                                          "runs with other seeds see the same masks)")
     mlm_static: bool = Field(False, description="one fixed masking per block (teacher outputs "
@@ -62,26 +63,26 @@ class ModelConfig(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: float = 3.0
-    max_steps: int | None = Field(None, description="stop after this many optimizer steps")
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     min_steps: int | None = Field(None, ge=1, description="train at least this many optimizer "
                                   "steps: more epochs when the rows are few (max_steps wins)")
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    lr: float = Field(5e-5, ge=0, description="0 trains nothing (a sanity run)")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
     schedule: Literal["linear", "constant", "cosine"] = "linear"
-    max_grad_norm: float | None = 1.0
-    grad_accum: int = 1
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    grad_accum: int = Field(1, ge=1)
     seed: int = 42
-    eval_every: int | None = Field(None, description="evaluate every N steps (and at the end)")
-    save_every: int | None = Field(None, description="checkpoint every N steps (and at evals)")
-    keep_checkpoints: int = 2
-    early_stopping_patience: int | None = None
-    log_every: int = 10
-    pool_factor: int = 50
-    num_threads: int | None = None
+    eval_every: int | None = Field(None, ge=1, description="evaluate every N steps (and at the end)")
+    save_every: int | None = Field(None, ge=1, description="checkpoint every N steps (and at evals)")
+    keep_checkpoints: int = Field(2, ge=1)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    log_every: int = Field(10, ge=1)
+    pool_factor: int = Field(50, ge=1)
+    num_threads: int | None = Field(None, ge=1)
     progress: bool = True
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
         "auto", description="auto: bf16 on a CUDA GPU that supports it, else fp32 (the CPU "
@@ -99,18 +100,30 @@ class FinetuneConfig(Strict):
 Schedulable = float | str | dict
 
 
+def checked_schedule(value, name: str, allow: tuple[str, ...] = ()):
+    """``value`` unchanged if it is a valid schedule spec in ``name``'s range (or one of
+    ``allow``); a ValueError otherwise (the config's one-line error names the field)."""
+    if isinstance(value, str) and value in allow:
+        return value
+    try:
+        check_range(make_schedule(value, total_steps=1), name, value)
+    except ScheduleError as e:
+        raise ValueError(str(e)) from None
+    return value
+
+
 class TeacherConfig(Strict):
     name: str | None = Field(None, description="a fine-tuned teacher (folder/alias/hub name)")
     names: list[str] = Field(default_factory=list, description="several teachers")
     strategy: Literal[STRATEGIES] = "uniform"
-    fixed_weights: list[float] | None = None
-    sharpness: float = 1.0
+    fixed_weights: list[Annotated[float, Field(ge=0)]] | None = None
+    sharpness: float = Field(1.0, gt=0)
     cache: bool = Field(True, description="compute teacher outputs once, store on disk")
     cache_dir: str | None = Field(None, description="default: $LMDISTILL_CACHE/teacher")
     logits_file: str | None = Field(None, description=".npy / JSONL of precomputed logits")
-    batch_size: int = 128
+    batch_size: int = Field(128, ge=1)
     trust_remote_code: bool = False
-    topk: int = Field(32, description="masked-LM teachers: logits kept per cached position")
+    topk: int = Field(32, ge=1, description="masked-LM teachers: logits kept per cached position")
 
     @property
     def all_names(self) -> list[str]:
@@ -121,18 +134,19 @@ class StudentConfig(Strict):
     kind: Literal[STUDENT_KINDS] = "subset"
     base: str | None = Field(None, description="model the student is built from "
                                                "(default: the first teacher)")
-    layers: list[int] | None = Field(None, description="subset: teacher layers to keep (0-based)")
-    num_layers: int = 3
-    hidden: int | None = None
-    heads: int | None = None
-    intermediate: int | None = None
+    layers: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="subset: teacher layers to keep (0-based)")
+    num_layers: int = Field(3, ge=1)
+    hidden: int | None = Field(None, ge=1)
+    heads: int | None = Field(None, ge=1)
+    intermediate: int | None = Field(None, ge=1)
     init: Literal["teacher", "random"] = "teacher"
     head_init: Literal["teacher", "random"] = Field(
         "teacher", description="a student whose base has no head for the task starts from "
                                "the teacher's head (pooler + classifier) where shapes match")
-    num_unique: int = 1
-    lstm_hidden: int = 300
-    mlp_hidden: int = 400
+    num_unique: int = Field(1, ge=1)
+    lstm_hidden: int = Field(300, ge=1)
+    mlp_hidden: int = Field(400, ge=1)
 
 
 class KDConfig(Strict):
@@ -142,12 +156,13 @@ class KDConfig(Strict):
     features: list[Literal[FEATURES]] = Field(default_factory=list)
     mapping: str | list[list[int]] | dict[int, int] = "uniform"
     include_embeddings: bool = True
-    feature_weights: dict[str, float] = Field(default_factory=dict)
+    feature_weights: dict[Literal[FEATURES], Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict)
     losses: dict[Literal[FEATURES], str] = Field(
         default_factory=dict, description="loss per feature, e.g. {attention: mse} "
                                           "(default: hidden mse, attention kl)")
     keep_projections: bool = False
-    relation_heads: int = 12
+    relation_heads: int = Field(12, ge=1)
     logit_loss: bool = Field(True, description="false: only the intermediate-layer terms "
                                                "(e.g. a first stage of layer matching)")
     reference: str | None = Field(None, description="a finished no-KD run (its directory): "
@@ -157,6 +172,22 @@ class KDConfig(Strict):
                             "transfer set (teacher-labelled, soft loss only)")
     augment_copies: int = Field(4, ge=1)
     augment_mlm: str | None = Field(None, description="kd.augment=cbert: the masked LM")
+
+    @field_validator("alpha", "temperature", "beta")
+    @classmethod
+    def _schedule_in_range(cls, v, info):
+        """A number or schedule spec whose two ends lie in the weight's range (α in [0, 1],
+        τ > 0 or ``auto``, β >= 0): checked here, before any model or data loads."""
+        return checked_schedule(v, info.field_name, allow=("auto",) if info.field_name ==
+                                "temperature" else ())
+
+    @field_validator("losses")
+    @classmethod
+    def _known_losses(cls, v):
+        for feature, loss in v.items():
+            if loss not in LOSSES[feature]:
+                raise ValueError(f"{feature} takes one of {list(LOSSES[feature])}, got {loss!r}")
+        return v
 
 
 class DistillConfig(Strict):
@@ -184,8 +215,8 @@ class AdaBertSettings(Strict):
     temperature: float = Field(1.0, gt=0, description="KD temperature (probe targets)")
     gumbel_start: float = Field(1.0, gt=0)
     gumbel_end: float = Field(0.2, gt=0, description="annealed exponentially over the search")
-    arch_lr: float = 3e-3
-    arch_weight_decay: float = 1e-3
+    arch_lr: float = Field(3e-3, gt=0)
+    arch_weight_decay: float = Field(1e-3, ge=0)
     arch_start: float = Field(0.2, ge=0, le=1, description="share of search steps before the "
                                                            "first architecture step")
     heldout: float = Field(0.2, gt=0, lt=1, description="share of the training rows held out "
@@ -194,9 +225,9 @@ class AdaBertSettings(Strict):
                                                     "and the sampled depth (GDAS; ~10x "
                                                     "cheaper) instead of every op")
     cost: Literal["latency", "params", "flops"] = "latency"
-    cost_length: int = Field(64, description="sequence length the op latencies are timed at")
-    probe_epochs: int = 100
-    probe_lr: float = 1e-2
+    cost_length: int = Field(64, ge=1, description="sequence length the op latencies are timed at")
+    probe_epochs: int = Field(100, ge=1)
+    probe_lr: float = Field(1e-2, gt=0)
     keep_edges: int = Field(2, ge=1, description="incoming edges kept per node when deriving")
     freeze_embeddings_search: bool = Field(True, description="keep the teacher's word "
                                                              "embeddings fixed while searching")
@@ -237,8 +268,8 @@ class MetaKDSettings(Strict):
     prototype_model: str | None = Field(None, description="encoder of the prototype scores "
                                                           "(default: teacher base)")
     methods: list[Literal[METAKD_METHODS]] = Field(default_factory=lambda: list(METAKD_METHODS))
-    stage1_epochs: float = 2.0
-    stage2_epochs: float = 3.0
+    stage1_epochs: float = Field(2.0, gt=0)
+    stage2_epochs: float = Field(3.0, gt=0)
 
 
 class MetaKDConfig(Strict):
@@ -283,7 +314,7 @@ class L2ASettings(Strict):
     """L2A's generator, selector and rounds (``lmdistill l2a``)."""
     mlm: str | None = Field(None, description="masked LM of the generator (required)")
     source_task: str = Field("sst2", description="the resource-rich source domain")
-    source_limit: int | None = Field(None, description="seeded subset of the source rows")
+    source_limit: int | None = Field(None, ge=1, description="seeded subset of the source rows")
     target_fraction: float = Field(1.0, gt=0, le=1, description="share of the target's "
                                                                "training rows available")
     reward_share: float = Field(0.3, gt=0, lt=1, description="share of the available target "
@@ -294,7 +325,7 @@ class L2ASettings(Strict):
     mask_share: float = Field(0.15, gt=0, le=1)
     source_mix: float = Field(0.5, ge=0, le=1, description="share of chains started from "
                                                            "source samples")
-    selector_lr: float = 0.1
+    selector_lr: float = Field(0.1, gt=0)
     augmenter: Literal["l2a", "eda", "cbert", "none"] = Field(
         "l2a", description="l2a: generator + selector rounds; eda / cbert: the baseline in the "
                            "same rounds, augment_samples augmented rows spread over them, all "
@@ -353,7 +384,8 @@ def build(cls: type[Strict], yaml_path: str | Path | None = None,
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"config field '{loc}': {err['msg']}") from e
+        msg = err["msg"].removeprefix("Value error, ").replace("\n", " ")
+        raise ConfigError(f"config field '{loc}': {msg}") from e
 
 
 def to_yaml(cfg: BaseModel) -> str:

@@ -1,11 +1,9 @@
-"""What machine a figure came from, and where tensors should live.
+"""What machine a figure came from.
 
 - :func:`cpu_info`: CPU model, the ISA features that decide INT8/BF16 speed (AVX2, AVX-512,
   AVX-512 VNNI, AVX-VNNI, AMX), what torch's kernels dispatch to, core and thread counts.
 - :func:`machine_info`: the above plus torch/Python versions and the CUDA GPU, if any; every
   ``bench`` result and every ``quantize --method auto`` choice records it.
-- :func:`device_of` / :func:`check_same_device`: the device a model runs on, and a loud
-  one-line error when a model and its batches are on different devices.
 
 ISA flags are read from ``/proc/cpuinfo`` on Linux (the kernel's names: ``avx512_vnni``,
 ``amx_int8`` ...); elsewhere only torch's own dispatch level is known.
@@ -20,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelError
 
 # kernel flag -> the name we print
 ISA_FLAGS = {
@@ -117,27 +114,3 @@ def machine_line(m: dict) -> str:
     if g:
         line += f"; GPU {g['name']} ×{g['count']} (CUDA {g['cuda']})"
     return line
-
-
-# ------------------------------------------------------------------ devices
-def device_of(model) -> torch.device:
-    """The device of a model's first parameter or buffer (CPU for non-torch models, e.g. an
-    ONNX Runtime session)."""
-    if isinstance(model, torch.nn.Module):
-        for t in model.parameters():
-            return t.device
-        for t in model.buffers():
-            return t.device
-    return torch.device("cpu")
-
-
-def check_same_device(model, batch: dict, what: str = "model") -> None:
-    """A model and its batch on different devices is a bug in the caller: say so in one line
-    instead of torch's error from deep inside the forward pass."""
-    if not isinstance(model, torch.nn.Module):
-        return
-    dev = device_of(model)
-    for k, v in batch.items():
-        if isinstance(v, torch.Tensor) and v.device.type != dev.type:
-            raise ModelError(f"{what} is on {dev} but its batch ('{k}') is on {v.device}: "
-                             "move both to one device")

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from torch import nn
 
 from lmdistill.errors import ConfigError
-from lmdistill.names import FEATURES
+from lmdistill.names import FEATURES, LOSSES
 
 __all__ = [
     "MappingError",
@@ -50,13 +50,6 @@ Feature = Literal[FEATURES]
 ATTENTION_FEATURES: frozenset[str] = frozenset({"attention", "value_relation"})
 #: features compared in hidden space, which need a projection when widths differ
 PROJECTED_FEATURES: frozenset[str] = frozenset({"hidden", "cosine"})
-#: allowed loss names per feature (names of lmdistill.losses functions in short form)
-LOSSES: dict[str, tuple[str, ...]] = {
-    "hidden": ("mse", "cosine"),
-    "attention": ("kl", "mse"),
-    "value_relation": ("kl",),
-    "cosine": ("cosine",),
-}
 DEFAULT_LOSS: dict[str, str] = {"hidden": "mse", "attention": "kl", "value_relation": "kl", "cosine": "cosine"}
 
 

@@ -6,6 +6,13 @@ config module reads these before torch is loaded)."""
 STRATEGIES = ("uniform", "confidence", "entropy", "gold", "fixed")
 #: intermediate-layer KD features (lmdistill.mapping)
 FEATURES = ("hidden", "attention", "value_relation", "cosine")
+#: the losses each feature accepts (lmdistill.methods.kd.objective.MATCH_LOSSES computes them)
+LOSSES: dict[str, tuple[str, ...]] = {
+    "hidden": ("mse", "cosine"),
+    "attention": ("kl", "mse"),
+    "value_relation": ("kl",),
+    "cosine": ("cosine",),
+}
 #: student builders (lmdistill.methods.kd.run.build_student)
 STUDENT_KINDS = ("subset", "smaller", "shared", "bilstm", "pretrained")
 #: the batch fields a model's forward takes

@@ -22,7 +22,6 @@ import random
 from typing import Sequence
 
 import time
-from pathlib import Path
 
 import torch
 
@@ -40,12 +39,16 @@ def is_cbert_task(name: str | None) -> bool:
 
 class CBERT:
     def __init__(self, model_ref: str, p: float = 0.15, n_aug: int = 4, topk: int = 10,
-                 batch_size: int = 32, max_length: int = 128):
+                 batch_size: int = 32, max_length: int = 128, device: str | None = None):
+        """``device``: where the masked LM runs (default: a CUDA GPU when there is one). The
+        sampling stays on the CPU with one CPU generator per input, so the augmented texts
+        are the same on every device up to the MLM's numerics."""
         from ..methods.mlm.run import load_mlm_model
         from ..models import hub
 
         self.tok = hub.load_tokenizer(model_ref)
-        self.model = load_mlm_model(model_ref).eval()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = load_mlm_model(model_ref).eval().to(self.device)
         #: label names of a label-conditional model (None: unconditional)
         self.labels: list[str] | None = getattr(self.model.config, LABELS_KEY, None)
         self.p, self.n_aug, self.topk = p, n_aug, topk
@@ -91,7 +94,9 @@ class CBERT:
         extra = {}
         if labels is not None:  # every token of a row carries its label as its type id
             extra["token_type_ids"] = torch.tensor(labels)[:, None].expand(-1, n).contiguous()
-        logits = self.model(input_ids=x, attention_mask=mask, **extra).logits.float()
+        inputs = {"input_ids": x, "attention_mask": mask, **extra}
+        logits = self.model(**{k: v.to(self.device) for k, v in inputs.items()}
+                            ).logits.float().cpu()
         out = []
         for r, (ids, pos, gen, orig) in enumerate(items):
             ids = list(ids)

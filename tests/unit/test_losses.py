@@ -15,15 +15,12 @@ import torch
 from torch import nn
 
 from lmdistill.losses import (
-    Schedule,
-    ScheduleError,
     attention_kl_loss,
     attention_mse_loss,
     cosine_embedding_loss,
     hard_ce_loss,
     hidden_mse_loss,
     kd_mixture,
-    make_schedule,
     mse_regression_kd,
     self_relation_kl,
     soft_cross_entropy,
@@ -31,6 +28,7 @@ from lmdistill.losses import (
     value_relation_loss,
 )
 from lmdistill.errors import ConfigError
+from lmdistill.schedules import Schedule, ScheduleError, make_schedule
 
 LN3 = math.log(3.0)
 KL_A = 0.75 * math.log(1.5) - 0.25 * math.log(2.0)

@@ -57,6 +57,13 @@ def efficiency_loss(op_weights: torch.Tensor, depth_weights: torch.Tensor,
     return depth / kmax * (op_weights * costs).sum(-1).mean()
 
 
+def expected_depth(depth_logits: torch.Tensor) -> torch.Tensor:
+    """E[K] = Σ_K softmax(depth_logits)_K · K, on the logits' device (a GPU in real runs)."""
+    k = torch.arange(1, depth_logits.shape[0] + 1, dtype=depth_logits.dtype,
+                     device=depth_logits.device)
+    return (depth_logits.softmax(0) * k).sum()
+
+
 class AdaBertObjective(nn.Module):
     """Training a derived AdaBERT student (fixed depth) with probe KD."""
 
@@ -191,8 +198,7 @@ class AdaBertSearchObjective(AdaBertObjective):
             trainer.step_optimizer("arch")
             self.zero_grad(set_to_none=True)
             logs["arch_loss"] = float(out["loss"].detach())
-        probs = self.depth_logits.detach().softmax(0)
-        logs["expected_depth"] = float((probs * torch.arange(1, self.kmax + 1)).sum())
+        logs["expected_depth"] = float(expected_depth(self.depth_logits.detach()))
         logs["gumbel_tau"] = self.gumbel_tau
         return logs
 

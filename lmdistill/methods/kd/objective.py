@@ -9,7 +9,7 @@
   to the (weighted) teacher prediction.
 - ``L_m``: one term per layer match (``mapping.LayerMatch``): hidden-state MSE through a
   learned projection when widths differ, attention KL, MiniLM value-relation KL, cosine.
-α, τ and β may follow schedules (``losses.make_schedule``); the loop tells the objective the
+α, τ and β may follow schedules (``schedules.make_schedule``); the loop tells the objective the
 step through ``on_step_begin``. Every term is logged separately.
 """
 
@@ -19,8 +19,8 @@ import torch
 
 from ... import losses as L
 from ...data.collate import WEIGHT
-from ...errors import ConfigError
 from ...mapping import LayerMatch, Projections
+from ...schedules import make_checked_schedules
 from ...teachers import Needs, TeacherSignal, mix, prepare_for_features, run_model, to_device
 from ..finetune import model_inputs, supervised_loss
 
@@ -41,22 +41,16 @@ def student_needs(matches: list[LayerMatch]) -> Needs:
                  value=layers("value_relation"))
 
 
-#: the ranges KD weights must stay in (schedules are monotone: their two ends bound every step)
-RANGES = {"alpha": (0.0, 1.0), "beta": (0.0, float("inf"))}
-
-
-def make_kd_schedules(specs: dict, total_steps: int) -> dict:
-    """``{name: Schedule}`` for α / τ / β specs (numbers or ``"linear:4:1"``-style), with α in
-    [0, 1] and β >= 0 checked at both ends, so a bad value fails before training."""
-    out = {}
-    for name, spec in specs.items():
-        sched = out[name] = L.make_schedule(spec, total_steps)
-        lo, hi = RANGES.get(name, (float("-inf"), float("inf")))
-        for v in (sched.start, sched.end):
-            if not lo <= v <= hi:
-                raise ConfigError(f"kd.{name} must stay in [{lo:g}, {hi:g}], got {v:g} "
-                                  f"(from {spec!r})")
-    return out
+#: (feature, loss name) -> the reference function computing it; every pair that
+#: ``mapping.LOSSES`` accepts is here (tested), so the loss a match names is the loss computed
+MATCH_LOSSES = {
+    ("hidden", "mse"): L.hidden_mse_loss,
+    ("hidden", "cosine"): L.cosine_embedding_loss,
+    ("cosine", "cosine"): L.cosine_embedding_loss,
+    ("attention", "kl"): L.attention_kl_loss,
+    ("attention", "mse"): L.attention_mse_loss,
+    ("value_relation", "kl"): L.value_relation_loss,
+}
 
 
 class KDObjective(torch.nn.Module):
@@ -84,7 +78,7 @@ class KDObjective(torch.nn.Module):
         self.step = 0
 
     def _build_schedules(self, total_steps: int) -> None:
-        for name, sched in make_kd_schedules(self.specs, total_steps).items():
+        for name, sched in make_checked_schedules(self.specs, total_steps).items():
             setattr(self, name, sched)
 
     def on_step_begin(self, step: int, total_steps: int) -> None:
@@ -95,20 +89,16 @@ class KDObjective(torch.nn.Module):
         self.step = step
 
     def _match_loss(self, m: LayerMatch, s, t, mask, w=None) -> torch.Tensor:
-        if m.feature == "hidden":
-            return L.hidden_mse_loss(s.hidden[m.student_layer], t.hidden[m.teacher_layer], mask,
-                                     proj=self.projections.get(m), weights=w)
-        if m.feature == "cosine":
-            return L.cosine_embedding_loss(s.hidden[m.student_layer], t.hidden[m.teacher_layer],
-                                           mask, proj=self.projections.get(m), weights=w)
+        """The loss ``m.loss`` names for ``m.feature`` (``MATCH_LOSSES``: one function each)."""
+        fn = MATCH_LOSSES[m.feature, m.loss]
+        if m.feature in ("hidden", "cosine"):
+            return fn(s.hidden[m.student_layer], t.hidden[m.teacher_layer], mask,
+                      proj=self.projections.get(m), weights=w)
         if m.feature == "attention":
-            fn = L.attention_kl_loss if m.loss in (None, "kl") else L.attention_mse_loss
             return fn(s.attention[m.student_layer], t.attention[m.teacher_layer], mask,
                       weights=w)
-        if m.feature == "value_relation":
-            return L.value_relation_loss(s.value[m.student_layer], t.value[m.teacher_layer],
-                                         mask, self.relation_heads, weights=w)
-        raise ValueError(f"unknown feature {m.feature}")
+        return fn(s.value[m.student_layer], t.value[m.teacher_layer], mask,
+                  self.relation_heads, weights=w)
 
     def forward(self, batch: dict) -> dict:
         """loss = kd_mixture(hard, soft, α) + β·Σ w_m·L_m, every term weighted per example by

@@ -24,7 +24,7 @@ from ... import losses as L
 from ...data.collate import IGNORE_INDEX
 from ...names import MODEL_INPUTS
 from ...teachers import TeacherOut, TeacherSignal, check_strategy, mix, teacher_weights, topk_probs
-from ..kd.objective import make_kd_schedules
+from ...schedules import make_checked_schedules
 
 
 def _parts(model):
@@ -125,7 +125,7 @@ class MLMKDObjective(MLMObjective):
 
     def on_step_begin(self, step: int, total_steps: int) -> None:
         if self._total != total_steps:
-            for name, sched in make_kd_schedules(self.specs, total_steps).items():
+            for name, sched in make_checked_schedules(self.specs, total_steps).items():
                 setattr(self, name, sched)
             self._total = total_steps
         self.step = step

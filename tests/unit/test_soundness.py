@@ -1,0 +1,115 @@
+"""Issue 26: bad settings refused when the config is built, and every loss a layer match
+accepts is the loss computed."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from lmdistill import config as C
+from lmdistill import losses as L
+from lmdistill.errors import ConfigError
+from lmdistill.mapping import LOSSES, LayerMatch
+from lmdistill.methods.kd.objective import MATCH_LOSSES, KDObjective
+
+BAD = [  # (config class, override, the field the one-line error must name)
+    (C.DistillConfig, {"kd.alpha": -0.5}, "kd.alpha"),
+    (C.DistillConfig, {"kd.alpha": 1.5}, "kd.alpha"),
+    (C.DistillConfig, {"kd.alpha": "linear:0.2:1.3"}, "kd.alpha"),
+    (C.DistillConfig, {"kd.temperature": 0}, "kd.temperature"),
+    (C.DistillConfig, {"kd.temperature": -1}, "kd.temperature"),
+    (C.DistillConfig, {"kd.temperature": "linear:4:-1"}, "kd.temperature"),
+    (C.DistillConfig, {"kd.temperature": "wobbly"}, "kd.temperature"),
+    (C.DistillConfig, {"kd.beta": -1}, "kd.beta"),
+    (C.DistillConfig, {"kd.losses": {"hidden": "kl"}}, "kd.losses"),
+    (C.DistillConfig, {"kd.feature_weights": {"hidden": -1}}, "kd.feature_weights"),
+    (C.DistillConfig, {"train.lr": -1e-4}, "train.lr"),
+    (C.DistillConfig, {"train.epochs": -1}, "train.epochs"),
+    (C.DistillConfig, {"train.batch_size": 0}, "train.batch_size"),
+    (C.DistillConfig, {"train.warmup_ratio": 1.5}, "train.warmup_ratio"),
+    (C.DistillConfig, {"train.max_grad_norm": 0}, "train.max_grad_norm"),
+    (C.DistillConfig, {"data.limit": 0}, "data.limit"),
+    (C.DistillConfig, {"data.mlm_probability": 1.2}, "data.mlm_probability"),
+    (C.DistillConfig, {"teacher.topk": 0}, "teacher.topk"),
+    (C.DistillConfig, {"teacher.sharpness": 0}, "teacher.sharpness"),
+    (C.DistillConfig, {"teacher.fixed_weights": [1, -1]}, "teacher.fixed_weights"),
+    (C.DistillConfig, {"student.num_layers": 0}, "student.num_layers"),
+    (C.DistillConfig, {"student.layers": [-1, 2]}, "student.layers"),
+    (C.SearchConfig, {"adabert.beta": -1}, "adabert.beta"),
+    (C.SearchConfig, {"adabert.arch_lr": 0}, "adabert.arch_lr"),
+    (C.SearchConfig, {"retrain.lr": -1}, "retrain.lr"),
+    (C.MetaKDConfig, {"metakd.stage2_epochs": 0}, "metakd.stage2_epochs"),
+    (C.MetaKDConfig, {"teacher_train.lr": -1}, "teacher_train.lr"),
+    (C.L2AConfig, {"l2a.selector_lr": 0}, "l2a.selector_lr"),
+    (C.L2AConfig, {"kd.alpha": 2}, "kd.alpha"),
+]
+
+
+@pytest.mark.parametrize("cls,override,field", BAD, ids=[f"{f}={v}" for _, o, f in BAD
+                                                         for v in o.values()])
+def test_a_bad_setting_is_refused_when_the_config_is_built(cls, override, field):
+    with pytest.raises(ConfigError, match=f"'{field}") as e:
+        C.build(cls, overrides=override)
+    assert "\n" not in str(e.value)
+
+
+def test_good_settings_still_build():
+    c = C.build(C.DistillConfig, overrides={"kd.alpha": "linear:0:1", "kd.temperature": "auto",
+                                            "kd.beta": 0, "kd.losses": {"hidden": "cosine"}})
+    assert (c.kd.alpha, c.kd.temperature, c.kd.losses) == ("linear:0:1", "auto",
+                                                           {"hidden": "cosine"})
+    C.build(C.DistillConfig, overrides={"kd.temperature": {"kind": "cosine", "start": 4,
+                                                           "end": 1}})
+
+
+def test_cli_refuses_a_bad_alpha_before_loading_anything(capsys):
+    """Before: the teacher (here a folder that does not exist) was loaded first and the run
+    failed on it; kd.alpha was only checked when the objective was built."""
+    from lmdistill.cli import main
+
+    t0 = time.perf_counter()
+    with pytest.raises(SystemExit) as e:
+        main(["distill", "--task", "sst2", "--teacher", "/nonexistent/teacher",
+              "-o", "kd.alpha=-0.5"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2
+    assert "kd.alpha" in err and len(err.splitlines()) == 1, err
+    assert time.perf_counter() - t0 < 10
+
+
+def test_every_match_loss_is_the_loss_computed(tiny_bert):
+    """Before: ``kd.losses={hidden: cosine}`` was accepted and trained with MSE."""
+    from transformers import AutoModelForSequenceClassification
+
+    assert set(MATCH_LOSSES) == {(f, loss) for f, names in LOSSES.items() for loss in names}
+    g = torch.Generator().manual_seed(0)
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]])
+
+    def feats():
+        return SimpleNamespace(
+            hidden={1: torch.randn(2, 5, 8, generator=g)},
+            attention={1: torch.randn(2, 2, 5, 5, generator=g).softmax(-1)},
+            value={1: torch.randn(2, 5, 8, generator=g)})
+
+    s, t = feats(), feats()
+    student = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=2)
+    obj = KDObjective(student, teacher=None)
+    reference = {
+        ("hidden", "mse"): L.hidden_mse_loss(s.hidden[1], t.hidden[1], mask),
+        ("hidden", "cosine"): L.cosine_embedding_loss(s.hidden[1], t.hidden[1], mask),
+        ("cosine", "cosine"): L.cosine_embedding_loss(s.hidden[1], t.hidden[1], mask),
+        ("attention", "kl"): L.attention_kl_loss(s.attention[1], t.attention[1], mask),
+        ("attention", "mse"): L.attention_mse_loss(s.attention[1], t.attention[1], mask),
+        ("value_relation", "kl"): L.value_relation_loss(s.value[1], t.value[1], mask, 2),
+    }
+    obj.relation_heads = 2
+    values = {}
+    for (feature, loss), want in reference.items():
+        m = LayerMatch(1, 1, feature, loss=loss)
+        values[feature, loss] = got = obj._match_loss(m, s, t, mask)
+        assert_close(got, want)
+    assert abs(values["hidden", "mse"] - values["hidden", "cosine"]) > 1e-3
