@@ -115,6 +115,14 @@ def prepare_for_features(model: torch.nn.Module, needs: Needs) -> ValueRecorder 
 class TeacherSignal:
     needs: Needs = Needs()
     num_teachers: int = 1
+    #: where the teacher's forward passes ran: "cuda:0", "cpu", "cache" (every row was cached
+    #: before this run), "callable" (the user's function), "file" (a logits file)
+    ran_on: str = "n/a"
+
+    def devices(self) -> list[str]:
+        """Where each teacher ran (a run records this: an online teacher left on the CPU
+        while the student trains on a GPU is otherwise invisible)."""
+        return [self.ran_on]
 
     def __call__(self, batch: dict) -> TeacherOut:  # pragma: no cover - interface
         raise NotImplementedError
@@ -132,6 +140,10 @@ class OnlineTeacher(TeacherSignal):
             p.requires_grad_(False)
         self.needs = needs
         self.recorder = prepare_for_features(self.model, needs)
+
+    @property
+    def ran_on(self) -> str:
+        return str(next(self.model.parameters()).device)
 
     @torch.inference_mode()
     def __call__(self, batch: dict) -> TeacherOut:
@@ -241,6 +253,7 @@ class CachedTeacher(TeacherSignal):
                 first.setdefault(k, i)
         self.computed = len(first)
         self.hit = not first
+        self.ran_on = "cache"
         if first:
             rows = sorted(first.values())
             self._build(model, enc.subset(rows), [self.keys[i] for i in rows], batch_size,
@@ -273,6 +286,7 @@ class CachedTeacher(TeacherSignal):
         home = next(model.parameters()).device
         if device is not None:
             model.to(device)
+        self.ran_on = str(next(model.parameters()).device)
         online = OnlineTeacher(model, self.needs)
         from .train.predict import iter_batches
 
@@ -398,6 +412,8 @@ class CallableTeacher(TeacherSignal):
     and the text, so the callable is called once per text across epochs *and runs*; texts seen
     before cost nothing. Without an identity the callable is called on every batch."""
 
+    ran_on = "callable"  # the user's function: set it where the caller knows its device
+
     def __init__(self, fn: Callable[[list], object], enc: Encoded,
                  cache_dir: str | Path | None = None, identity: str | None = None,
                  batch_size: int = 128, progress: bool = False):
@@ -460,6 +476,8 @@ class CallableTeacher(TeacherSignal):
 
 class LogitsFileTeacher(TeacherSignal):
     """Precomputed logits keyed by the example's row in its split (``Example.idx``)."""
+
+    ran_on = "file"
 
     def __init__(self, path: str | Path, enc: Encoded):
         p = Path(path)
@@ -593,6 +611,9 @@ class MultiTeacher(TeacherSignal):
         self.teachers, self.strategy, self.fixed = teachers, strategy, fixed
         self.regression, self.sharpness = regression, sharpness
         self.num_teachers = len(teachers)
+
+    def devices(self) -> list[str]:
+        return [d for t in self.teachers for d in t.devices()]
 
     def __call__(self, batch: dict) -> TeacherOut:
         dev = batch["input_ids"].device  # cached/file/callable teachers answer from the CPU

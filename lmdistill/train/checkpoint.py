@@ -7,7 +7,9 @@ A checkpoint is a folder ``checkpoints/step-00000123/`` holding
   of the run (tensors and numbers only; loaded with ``torch.load(weights_only=True)``, so no
   arbitrary pickles are executed),
 - ``rng.safetensors``  the torch CPU RNG state and, on a GPU machine, every CUDA device's
-  (dropout on the GPU draws from those), plus Python/NumPy RNG states in the JSON,
+  (dropout on the GPU draws from those), plus Python/NumPy RNG states in the JSON; with
+  several processes every rank's own states (``rng-rank1.safetensors`` ..., their JSON parts
+  under ``rng_ranks``), so each rank resumes its own dropout stream,
 - ``trainer_state.json``  step, epoch, position in the epoch, callback states,
 - ``MANIFEST.json``  sha256 of every file, written last.
 
@@ -94,9 +96,11 @@ def _as_dict(x) -> dict:
 
 
 def save_checkpoint(ckpt_dir: Path, step: int, model: torch.nn.Module, optimizers, schedulers,
-                    state: dict, keep: int = 2) -> Path:
+                    state: dict, keep: int = 2, rank_rng: list[tuple[dict, dict]] | None = None
+                    ) -> Path:
     """``optimizers`` / ``schedulers``: ``{name: obj}`` (or one object; schedulers may be
-    None)."""
+    None). ``rank_rng``: every rank's :func:`rng_state` (gathered by the caller; index =
+    rank); default: this process's only."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = ckpt_dir / f"step-{step:08d}"
     tmp = ckpt_dir / f"step-{step:08d}.tmp"
@@ -107,9 +111,14 @@ def save_checkpoint(ckpt_dir: Path, step: int, model: torch.nn.Module, optimizer
     torch.save({k: o.state_dict() for k, o in _as_dict(optimizers).items()}, tmp / "optimizer.pt")
     torch.save({k: s.state_dict() for k, s in _as_dict(schedulers).items() if s is not None},
                tmp / "scheduler.pt")
-    rt, rj = rng_state()
+    ranks = rank_rng or [rng_state()]
+    rt, rj = ranks[0]
     save_file(rt, str(tmp / "rng.safetensors"))
-    (tmp / "trainer_state.json").write_text(json.dumps({**state, "rng": rj}))
+    for r, (t, _) in enumerate(ranks[1:], 1):
+        save_file(t, str(tmp / f"rng-rank{r}.safetensors"))
+    extra = {"rng_ranks": {str(r): j for r, (_, j) in enumerate(ranks[1:], 1)}} \
+        if len(ranks) > 1 else {}
+    (tmp / "trainer_state.json").write_text(json.dumps({**state, "rng": rj, **extra}))
     manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
     with open(tmp / MANIFEST, "w") as f:
         json.dump(manifest, f)
@@ -162,7 +171,11 @@ def latest_good(ckpt_dir: Path, warn=print) -> Path | None:
     return None
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizers, schedulers) -> dict:
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizers, schedulers,
+                    rank: int = 0) -> dict:
+    """Weights, optimizers, schedulers and ``rank``'s RNG states (rank 0's where the
+    checkpoint holds none for it: it was written by fewer processes); returns the trainer
+    state."""
     try:
         missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
         if missing or unexpected:
@@ -181,7 +194,12 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizers, schedulers) 
             if sch is not None:
                 sch.load_state_dict(sch_sd[k])
         state = json.loads((path / "trainer_state.json").read_text())
-        set_rng_state(load_file(str(path / "rng.safetensors")), state.pop("rng"))
+        js, ranks = state.pop("rng"), state.pop("rng_ranks", {})
+        own = path / f"rng-rank{rank}.safetensors"
+        if rank > 0 and own.exists() and str(rank) in ranks:
+            set_rng_state(load_file(str(own)), ranks[str(rank)])
+        else:
+            set_rng_state(load_file(str(path / "rng.safetensors")), js)
     except CheckpointError:
         raise
     except Exception as e:  # noqa: BLE001

@@ -243,7 +243,8 @@ class Trainer:
             self._check_config()
             good = ckpt.latest_good(self.ckpt_dir, warn=self.print)
             if good is not None:
-                st = ckpt.load_checkpoint(good, self.objective, optimizers, self.schedulers)
+                st = ckpt.load_checkpoint(good, self.objective, optimizers, self.schedulers,
+                                          rank=self.accelerator.process_index)
                 for cb, cs in zip(self.callbacks, st.pop("callbacks", [])):
                     cb.load_state_dict(cs)
                 self.state = TrainState(**st["trainer"])
@@ -419,14 +420,18 @@ class Trainer:
         self.last_metrics = metrics
 
     def _checkpoint(self) -> None:
+        from accelerate.utils import gather_object
+
         acc = self.accelerator
         acc.wait_for_everyone()
+        # every rank's own RNG states (its CUDA device's dropout stream): rank 0 writes them
+        rank_rng = gather_object([ckpt.rng_state()]) if acc.num_processes > 1 else None
         if self.is_main:
             state = {"trainer": asdict(self.state),
                      "callbacks": [cb.state_dict() for cb in self.callbacks]}
             self.last_checkpoint = ckpt.save_checkpoint(
                 self.ckpt_dir, self.state.step, self.unwrapped, self.optimizers,
-                self.schedulers, state, keep=self.cfg.keep_checkpoints)
+                self.schedulers, state, keep=self.cfg.keep_checkpoints, rank_rng=rank_rng)
         acc.wait_for_everyone()
 
 

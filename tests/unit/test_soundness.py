@@ -113,3 +113,28 @@ def test_every_match_loss_is_the_loss_computed(tiny_bert):
         values[feature, loss] = got = obj._match_loss(m, s, t, mask)
         assert_close(got, want)
     assert abs(values["hidden", "mse"] - values["hidden", "cosine"]) > 1e-3
+
+
+def test_every_rank_resumes_its_own_rng_stream(tmp_path):
+    """Before: only rank 0's RNG states were saved, and every rank resumed rank 0's stream
+    (on GPUs: every rank's dropout masks after a resume were rank 0's)."""
+    from lmdistill.train import checkpoint as ckpt
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.manual_seed(1)
+    rank0 = ckpt.rng_state()
+    torch.manual_seed(2)
+    rank1 = ckpt.rng_state()
+    path = ckpt.save_checkpoint(tmp_path, 3, model, opt, None, {"trainer": {}},
+                                rank_rng=[rank0, rank1])
+    draws = {}
+    for rank in (0, 1, 2):  # rank 2: a checkpoint written by 2 processes -> rank 0's states
+        torch.manual_seed(99)
+        ckpt.load_checkpoint(path, model, opt, None, rank=rank)
+        draws[rank] = torch.rand(3)
+    torch.manual_seed(1)
+    assert torch.equal(draws[0], torch.rand(3))
+    torch.manual_seed(2)
+    assert torch.equal(draws[1], torch.rand(3))
+    assert torch.equal(draws[2], draws[0])

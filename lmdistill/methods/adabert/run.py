@@ -112,13 +112,15 @@ def search(cfg: C.SearchConfig, resume: bool = False) -> dict:
 
     def probes_stage(ctx):
         teacher.to(accelerator.device)
+        ran_on = str(next(teacher.parameters()).device)
         p = build_probes(teacher, fit, held, task.num_labels, cache, s.probe_epochs,
                          s.probe_lr, cfg.teacher.batch_size, cfg.train.seed,
                          cfg.train.progress)
         teacher.to("cpu")
         state["probes"] = torch.cat([p["fit"], p["heldout"]])
         return {"probe_loss": p["loss"], "probe_accuracy": p["accuracy"],
-                "cached": p["cached"], "rows": len(both)}
+                "cached": p["cached"], "rows": len(both),
+                "teacher_device": "cache" if p["cached"] else ran_on}
 
     def ensure_probes(ctx):
         if "probes" not in state:  # a resumed run: the stage is done, the file is cached

@@ -205,6 +205,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
                                   "(logit KD works with any)")
             signals.append(CallableTeacher(hf_callable(t_model.to(accelerator.device), t_tok,
                                                        cfg.data.max_length), train))
+            signals[-1].ran_on = str(accelerator.device)
             continue
         if cfg.kd.features:
             pairs = resolve_mapping(cfg.kd.mapping, S.num_layers(t_model.config),
@@ -283,7 +284,8 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
         "student_params_no_emb": S.count_params(student, without_embeddings=True),
         "teacher_params": S.count_params(t_models[0]) if t_models else None,
         "head_from_teacher": len(head), "unlabelled_rows": len(extra_texts),
-        "teacher_cache": [getattr(s, "hit", None) for s in signals], **diag},
+        "teacher_cache": [getattr(s, "hit", None) for s in signals],
+        "teacher_devices": teacher.devices(), **diag},
         extra_eval=diagnose)
 
 

@@ -51,15 +51,24 @@ def _texts(rows: list[Example]):
     return [(e.text_a, e.text_b) if e.text_b is not None else e.text_a for e in rows]
 
 
+def _device() -> torch.device:
+    """Where L2A's feature passes (teacher, student, embeddings) run: a CUDA GPU if present."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _logits(model_dir: str, texts, max_length: int):
+    """The model's logits over ``texts`` (on the CPU), the model (on :func:`_device`), and the
+    encoded texts."""
     from ..finetune import model_inputs
 
     tok = hub.load_tokenizer(model_dir)
-    m = hub.load_classifier(model_dir).eval()
+    dev = _device()
+    m = hub.load_classifier(model_dir).eval().to(dev)
     enc = encode([Example(t[0] if isinstance(t, tuple) else t,
                           t[1] if isinstance(t, tuple) else None, None, i)
                   for i, t in enumerate(texts)], tok, max_length)
-    return torch.from_numpy(predict(lambda b: m(**model_inputs(b)).logits, enc)).float(), m, enc
+    logits = predict(lambda b: m(**model_inputs(b)).logits, enc, device=dev)
+    return torch.from_numpy(logits).float(), m, enc
 
 
 def _save_selector(sel: Selector, path: Path) -> None:
@@ -234,8 +243,9 @@ def api_evaluate(model_dir: str, cfg: C.L2AConfig) -> dict:
 
     task = get_task(cfg.data.task, data_dir=cfg.data.data_dir)
     tok = hub.load_tokenizer(model_dir)
-    m = hub.load_classifier(model_dir, task.num_labels).eval()
+    dev = _device()
+    m = hub.load_classifier(model_dir, task.num_labels).eval().to(dev)
     enc = runner.load_encoded(task, cfg.data.eval_split, tok, cfg.data.max_length,
                               cfg.data.eval_limit)
-    logits = predict(lambda b: m(**model_inputs(b)).logits, enc)
+    logits = predict(lambda b: m(**model_inputs(b)).logits, enc, device=dev)
     return runner.task_metrics(task, logits, enc)

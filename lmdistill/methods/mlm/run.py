@@ -140,6 +140,9 @@ def distill_mlm(cfg: C.DistillConfig, resume: bool = False) -> dict:
                                    "student_kind": cfg.student.kind,
                                    "student_params": S.count_params(student),
                                    "teacher_cache": [getattr(t, "hit", None) for t in teachers],
+                                   "teacher_devices": [
+                                       t.ran_on if isinstance(t, CachedTeacher)
+                                       else str(next(t.parameters()).device) for t in teachers],
                                    "heldout_blocks": len(dev)},
                                evaluate=_eval_fn(dev, masker, cfg))
 
