@@ -94,8 +94,6 @@ def distill(
     override: Optional[list[str]] = OVERRIDE,
 ):
     """Distil teacher(s) into a student (logit, intermediate-layer, multi-teacher KD)."""
-    from .methods.kd.run import distill as run
-
     t = list(teacher or [])
     flags = _flags(**{"teacher.name": t[0] if t else None, "teacher.names": t[1:] or None,
                       "teacher.strategy": strategy, "student.kind": student,
@@ -111,7 +109,7 @@ def distill(
         from .augment.run import read_texts
 
         extra = read_texts(unlabelled)
-    _print_result(run(cfg, resume=resume, extra_texts=extra))
+    _print_result(api.distill(cfg, resume=resume, extra_texts=extra))
 
 
 @app.command()

@@ -34,11 +34,10 @@ def run(data_dir: str | None = None, out: str = "runs/demo", train_limit: int = 
         **common, "output_dir": str(teacher_dir), "model.name": "minilm-l6",
         "train.lr": 1e-4}), resume=resume)
 
-    from .methods.kd.run import distill
 
     print(f"[demo 2/3] distilling it into a {student_layers}-layer student "
           "(logit + hidden-state KD, cached teacher)")
-    ds = distill(C.build(C.DistillConfig, overrides={
+    ds = api.distill(C.build(C.DistillConfig, overrides={
         **common, "output_dir": str(student_dir), "teacher.name": str(teacher_dir / "model"),
         "teacher.cache_dir": str(out_p / "teacher-cache"), "student.kind": "subset",
         "student.num_layers": student_layers, "kd.features": ["hidden"], "kd.alpha": 0.9,

@@ -13,7 +13,7 @@ LOSSES: dict[str, tuple[str, ...]] = {
     "value_relation": ("kl",),
     "cosine": ("cosine",),
 }
-#: student builders (lmdistill.methods.kd.run.build_student)
+#: student builders (lmdistill.models.students.build_student)
 STUDENT_KINDS = ("subset", "smaller", "shared", "bilstm", "pretrained")
 #: the batch fields a model's forward takes
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

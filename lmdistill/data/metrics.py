@@ -44,6 +44,15 @@ GROUP_METRICS = ("group_accuracy",)
 METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 
 
+#: metrics where lower is better (model selection, early stopping, diagnosis)
+LOWER_IS_BETTER = ("loss", "mse", "mae", "mlm_loss")
+
+
+def metric_mode(metric: str) -> str:
+    """"min" for a loss-like metric, else "max"."""
+    return "min" if metric in LOWER_IS_BETTER else "max"
+
+
 def _to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):  # torch tensor
         x = x.detach().cpu().numpy()

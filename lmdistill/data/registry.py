@@ -12,7 +12,7 @@ from typing import Any
 
 from lmdistill.errors import DataError
 
-from .tasks_common import AMAZON_DOMAINS, ENV_VAR
+from .tasks_common import AMAZON_DOMAINS, resolve_data_dir as _resolve_data_dir
 from .task import Task
 from .builtin import (_amazon, _cikm, _clinc, _clinc_oos, _cola, _mrpc, _qnli, _rt, _rte,
                       _sst2, _stsb, _wic)
@@ -93,21 +93,6 @@ def list_tasks() -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Data directory and lookup
 # --------------------------------------------------------------------------------------------
-
-
-def _resolve_data_dir(explicit: str | os.PathLike | None) -> Path:
-    if explicit is not None and str(explicit) != "":
-        raw, origin = str(explicit), ""
-    elif os.environ.get(ENV_VAR):
-        raw, origin = os.environ[ENV_VAR], f" (from {ENV_VAR})"
-    else:
-        raise DataError(f"no data directory given; set --data-dir or {ENV_VAR}")
-    p = Path(raw).expanduser().resolve()
-    if not p.exists():
-        raise DataError(f"data directory {p}{origin} does not exist; set --data-dir or {ENV_VAR}")
-    if not p.is_dir():
-        raise DataError(f"data directory {p}{origin} is not a directory; set --data-dir or {ENV_VAR}")
-    return p
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:

@@ -30,7 +30,7 @@ def nltk_dir() -> Path:
 
 
 def _source(data_dir) -> Path:
-    from .registry import _resolve_data_dir
+    from .tasks_common import resolve_data_dir as _resolve_data_dir
 
     src = _resolve_data_dir(data_dir) / "wordnet"
     missing = [f for f in NEEDED if not (src / f).exists()]

@@ -179,7 +179,7 @@ def convert_semcor(data_dir=None, out_dir: str | Path | None = None,
                    progress: bool = False) -> dict:
     """SemCor 3.0 NAF → Raganato XML + keys (cached). Returns ``{"xml", "keys",
     "documents", "sentences", "instances"}``."""
-    from .registry import _resolve_data_dir
+    from .tasks_common import resolve_data_dir as _resolve_data_dir
 
     tar = _resolve_data_dir(data_dir) / "wsd" / "semcor" / "semcor3.0_naf.tar.gz"
     if not tar.exists():
@@ -247,7 +247,7 @@ def read_raganato(xml_path: str | Path, key_path: str | Path | None = None
 
 def evaluation_set(name: str, data_dir=None) -> tuple[list[Sentence], dict[str, list[str]]]:
     """One of SE2, SE3, SE07, SE13, SE15, ALL (names of the framework accepted too)."""
-    from .registry import _resolve_data_dir
+    from .tasks_common import resolve_data_dir as _resolve_data_dir
 
     folder = SETS.get(name.upper() if name.upper() in SETS else name, name)
     if name.lower() == "semcor":

@@ -199,3 +199,15 @@ def _one_line(e: BaseException) -> str:
 def _register_students() -> None:
     """Import the custom student classes so the Auto* factories know their config types."""
     from . import adabert, students  # noqa: F401
+
+
+def load_mlm_model(ref: str, trust_remote_code: bool = False):
+    """A masked LM (an ``...ForMaskedLM`` with its head) from a folder, alias or hub name."""
+    from transformers import AutoModelForMaskedLM
+
+    quiet_transformers()
+    path = resolve(ref)
+    try:
+        return AutoModelForMaskedLM.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"cannot load '{ref}' as a masked LM: {_one_line(e)}") from e

@@ -24,7 +24,8 @@ from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassificat
                           PreTrainedModel)
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..errors import ModelError
+from ..config import StudentConfig
+from ..errors import ConfigError, ModelError
 
 LAYER_KEY = re.compile(r"((?:encoder\.layer|transformer\.layer|encoder\.layers|layers)\.)(\d+)\.")
 
@@ -300,3 +301,25 @@ AutoModel.register(SharedBertConfig, SharedBertModel)
 AutoModelForSequenceClassification.register(SharedBertConfig, SharedBertForSequenceClassification)
 AutoConfig.register("lmdistill-bilstm", BiLSTMConfig)
 AutoModelForSequenceClassification.register(BiLSTMConfig, BiLSTMForSequenceClassification)
+
+
+def build_student(cfg: StudentConfig, base) -> object:
+    """A fresh student of ``cfg.kind`` from ``base`` (a loaded classifier whose head matches
+    the task, or a masked LM)."""
+    n = num_layers(base.config) if hasattr(base.config, "num_hidden_layers") else None
+    if cfg.kind == "pretrained":
+        return base
+    if cfg.kind == "subset":
+        # the "uniform" layer mapping (ties half up), so each kept layer is the one it is
+        # matched to in intermediate KD
+        k = cfg.num_layers
+        layers = cfg.layers or [(2 * (i + 1) * n + k) // (2 * k) - 1 for i in range(k)]
+        return layer_subset(base, layers)
+    if cfg.kind == "smaller":
+        return smaller(base, cfg.num_layers, cfg.hidden, cfg.heads, cfg.intermediate,
+                         cfg.init, cfg.layers)
+    if cfg.kind == "shared":
+        return shared_layers(base, cfg.num_layers, cfg.num_unique, cfg.layers)
+    if cfg.kind == "bilstm":
+        return bilstm(base, cfg.lstm_hidden, cfg.mlp_hidden)
+    raise ConfigError(f"unknown student kind '{cfg.kind}'")

@@ -1,12 +1,30 @@
 """The report's "Did distillation help?" section for ``distill`` runs: teacher vs student vs
 the no-KD reference, agreement and KL to the teacher (first and last evaluation), a one-line
 verdict, and the teacher's reliability diagram (:mod:`lmdistill.methods.kd.diagnosis` logs
-the figures)."""
+the figures; the memorised-teacher note both show is defined here)."""
 
 from __future__ import annotations
 
-from ..methods.kd.diagnosis import memorised_note
+from ..data.metrics import metric_mode
 from .load import Run, _num
+
+#: teacher_train − teacher_dev (primary metric) from which the teacher counts as having
+#: memorised its transfer rows
+MEMORISED_GAP = 0.05
+
+
+def memorised_note(train: float | None, dev: float | None, metric: str) -> str | None:
+    """The diagnosis the log and the report share: a sentence when the teacher does
+    ``MEMORISED_GAP`` or more better on its training rows than on dev (higher-is-better
+    metrics), else None."""
+    if train is None or dev is None or metric_mode(metric) != "max":
+        return None
+    if train - dev < MEMORISED_GAP:
+        return None
+    return (f"the teacher fits its training rows far better than new text ({metric} "
+            f"{train:.4f} there vs {dev:.4f} on dev): on those rows its soft targets lean "
+            "towards the gold labels it was fitted to; text beyond them (--unlabelled FILE, "
+            "kd.augment) shows the student what it does on new text")
 
 
 def has_diagnosis(run: Run) -> bool:

@@ -3,7 +3,7 @@
 A method that trains in several phases (Meta-KD: meta-teacher, then distillation stage 1 and
 stage 2; L2A: rounds of augment → select → distil) is a list of :class:`Stage`. Each stage's
 ``run(ctx)`` does its work in its own folder ``ctx.dir`` (usually one
-:func:`lmdistill.api.run_training` or :class:`~lmdistill.train.loop.Trainer` with
+:func:`lmdistill.train.runner.run_training` or :class:`~lmdistill.train.loop.Trainer` with
 ``output_dir=ctx.dir`` and ``resume=ctx.resume``) and returns a JSON-able result. Later stages
 read earlier ones' results (``ctx.results``) and folders (``ctx.dir_of(name)``).
 

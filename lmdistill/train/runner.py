@@ -1,6 +1,7 @@
 """The run machinery every training command shares (``finetune``, ``distill`` and the methods):
 loading a task's splits, the tokenizer check, the task metric, the standard callbacks and
-:func:`run_training`, the one loop's tail that writes ``metrics.json`` and the report.
+:func:`run_training`, the one loop's tail that writes ``metrics.json`` (the report is written
+by the layer that owns the run: :mod:`lmdistill.api` for single runs, each pipeline at its end).
 
 It lives under ``train`` so that methods import it without importing :mod:`lmdistill.api`
 (which imports the methods): the API is a thin layer on top, one way.
@@ -17,6 +18,7 @@ import numpy as np
 
 from .. import config as C
 from ..data.collate import Encoded, encode
+from ..data.metrics import metric_mode
 from ..data.tasks import Task, get_task
 from ..errors import DataError, ModelError
 from .callbacks import BestModel, EarlyStopping, JsonlLogger, ProgressBar, TensorBoard
@@ -47,10 +49,6 @@ def check_tokenizer(model, tokenizer, ref: str) -> None:
     if vocab is not None and len(tokenizer) > vocab:
         raise ModelError(f"tokenizer of '{ref}' has {len(tokenizer)} tokens but the model's "
                          f"vocabulary has {vocab}: tokenizer and model do not match")
-
-
-def metric_mode(metric: str) -> str:
-    return "min" if metric in ("loss", "mse", "mae", "mlm_loss") else "max"
 
 
 def task_metrics(task: Task, logits: np.ndarray, enc: Encoded) -> dict:
@@ -103,7 +101,7 @@ def run_training(objective, task: Task, train: Encoded, dev: Encoded, cfg, resum
     """The shared tail of every training command: the one loop with the standard callbacks,
     evaluation on ``dev`` by the task metric (or by ``evaluate(trainer) -> metrics``, e.g.
     held-out masked-token accuracy; ``task`` then only needs ``name`` and
-    ``primary_metric``), ``metrics.json`` and the report. ``extra_eval(logits) -> metrics``
+    ``primary_metric``) and ``metrics.json``. ``extra_eval(logits) -> metrics``
     adds figures computed from the same dev predictions (e.g. agreement with the teacher)."""
     out = Path(cfg.output_dir)
 
@@ -133,9 +131,6 @@ def run_training(objective, task: Task, train: Encoded, dev: Encoded, cfg, resum
     }
     if trainer.is_main:
         write_json(out / "metrics.json", result)
-        from ..report.build import auto_report
-
-        auto_report(out)
     return result
 
 

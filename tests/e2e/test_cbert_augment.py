@@ -81,7 +81,7 @@ def test_label_conditional_cbert_learns_label_specific_words(mlm, tmp_path):
 
     from lmdistill import api
     from lmdistill import config as C
-    from lmdistill.augment.cbert import condition_on_labels
+    from lmdistill.methods.mlm.cbert import condition_on_labels
     from lmdistill.data import tasks as TK
     from lmdistill.errors import ConfigError
     from lmdistill.methods.mlm.run import load_mlm_model

@@ -18,6 +18,7 @@ from lmdistill.data.collate import collate, encode
 from lmdistill.data.tasks import get_task
 from lmdistill.errors import ConfigError, ModelError
 from lmdistill.mapping import Projections, build_matches, resolve_mapping
+from lmdistill.methods.kd import calibration as KC
 from lmdistill.methods.kd.objective import KDObjective, needs_of
 from lmdistill.methods.kd.run import hf_callable, same_vocab
 from lmdistill.models import hub
@@ -614,14 +615,14 @@ def test_subset_student_keeps_the_uniformly_mapped_layers():
 
     from lmdistill import config as C
     from lmdistill.mapping import uniform
-    from lmdistill.methods.kd.run import build_student
+    from lmdistill.models.students import build_student
 
     torch.manual_seed(0)
     base = BertForSequenceClassification(BertConfig(
         vocab_size=50, hidden_size=8, num_hidden_layers=6, num_attention_heads=2,
         intermediate_size=16, max_position_embeddings=16))
     for k, want in ((4, [1, 2, 4, 5]), (3, [1, 3, 5]), (1, [5])):
-        student = build_student(C.StudentConfig(kind="subset", num_layers=k), base, None)
+        student = build_student(C.StudentConfig(kind="subset", num_layers=k), base)
         assert want == [t - 1 for _, t in uniform(6, k, include_embeddings=False)]
         for i, j in enumerate(want):
             assert torch.equal(student.bert.encoder.layer[i].output.dense.weight,
@@ -633,19 +634,19 @@ def test_fit_temperature_recovers_a_known_temperature():
     z = torch.randn(20000, 5, generator=g) * 3
     for tau in (0.7, 2.5, 6.0):
         y = torch.multinomial((z / tau).softmax(-1), 1, generator=g)[:, 0]
-        assert T.fit_temperature(z, y) == pytest.approx(tau, rel=0.06)
+        assert KC.fit_temperature(z, y) == pytest.approx(tau, rel=0.06)
     # calibrated logits have a lower ECE than the raw (over-confident) ones
     y = torch.multinomial((z / 2.5).softmax(-1), 1, generator=g)[:, 0]
-    t = T.fit_temperature(z, y)
-    assert T.expected_calibration_error(z / t, y) < T.expected_calibration_error(z, y) / 3
+    t = KC.fit_temperature(z, y)
+    assert KC.expected_calibration_error(z / t, y) < KC.expected_calibration_error(z, y) / 3
     with pytest.raises(ConfigError, match="fit_temperature"):
-        T.fit_temperature(z, y[:10])
+        KC.fit_temperature(z, y[:10])
 
 
 def test_auto_temperature_clamps_and_reports_the_unclamped_fit():
     from types import SimpleNamespace
 
-    from lmdistill.methods.kd.run import TAU_RANGE, auto_temperature
+    from lmdistill.methods.kd.calibration import TAU_RANGE, auto_temperature
 
     g = torch.Generator().manual_seed(1)
     z = torch.randn(20000, 5, generator=g)

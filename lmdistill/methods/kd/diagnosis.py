@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ...errors import ConfigError
+from ...train import runner
 
 
 def run_teacher(call, texts: list, batch_size: int) -> torch.Tensor:
@@ -31,24 +32,6 @@ def run_teacher(call, texts: list, batch_size: int) -> torch.Tensor:
     return torch.cat([torch.as_tensor(np.asarray(call(texts[i: i + batch_size])),
                                       dtype=torch.float32)
                       for i in range(0, len(texts), batch_size)])
-
-
-def reliability(logits: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> list[dict]:
-    """The reliability table shown in the report: 10 confidence bins."""
-    from ...teachers import confidence_bins
-
-    return confidence_bins(logits, labels, bins)
-
-
-def calibration(logits: torch.Tensor, labels: torch.Tensor) -> dict:
-    """The teacher's calibration on labelled rows: ECE, NLL, mean top probability and the
-    reliability table."""
-    from ...teachers import expected_calibration_error
-
-    return {"ece": expected_calibration_error(logits, labels),
-            "nll": float(torch.nn.functional.cross_entropy(logits, labels)),
-            "mean_top_prob": float(logits.softmax(-1).max(-1).values.mean()),
-            "reliability": reliability(logits, labels), "rows": len(labels)}
 
 
 def agreement(student_logits: np.ndarray, teacher_logits: torch.Tensor,
@@ -82,33 +65,10 @@ def read_reference(path: str, metric: str) -> dict:
             "task": rec.get("task")}
 
 
-#: teacher_train − teacher_dev (primary metric) from which the teacher counts as having
-#: memorised its transfer rows
-MEMORISED_GAP = 0.05
-
-
-def memorised_note(train: float | None, dev: float | None, metric: str) -> str | None:
-    """The diagnosis the log and the report share: a sentence when the teacher does
-    ``MEMORISED_GAP`` or more better on its training rows than on dev (higher-is-better
-    metrics), else None."""
-    from ...train.runner import metric_mode
-
-    if train is None or dev is None or metric_mode(metric) != "max":
-        return None
-    if train - dev < MEMORISED_GAP:
-        return None
-    return (f"the teacher fits its training rows far better than new text ({metric} "
-            f"{train:.4f} there vs {dev:.4f} on dev): on those rows its soft targets lean "
-            "towards the gold labels it was fitted to; text beyond them (--unlabelled FILE, "
-            "kd.augment) shows the student what it does on new text")
-
-
 def teacher_on_train(task, train, logits: torch.Tensor | None) -> dict:
     """``{"teacher_train": metrics, "teacher_train_rows": n}``: the teacher's task metrics on
     the labelled training rows (rows without a label, e.g. unlabelled or augmented text, are
     left out), from ``TeacherSignal.logits_table()``; {} without logits or labelled rows."""
-    from ...train import runner
-
     rows = [i for i, y in enumerate(train.labels) if y is not None]
     if logits is None or not rows or logits.ndim != 2 or len(logits) != len(train.labels):
         return {}

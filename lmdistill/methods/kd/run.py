@@ -21,35 +21,15 @@ from ...teachers import (CachedTeacher, CallableTeacher, LogitsFileTeacher, Mult
                          OnlineTeacher, TeacherSignal, default_cache_dir)
 from ...train import runner
 from ...train.loop import make_accelerator
-from .diagnosis import (agreement, calibration, memorised_note, read_reference, reliability,
-                        run_teacher, teacher_on_train)
+from ...report.diagnosis import memorised_note
+from .calibration import auto_temperature, calibration
+from .diagnosis import agreement, read_reference, run_teacher, teacher_on_train
 from .objective import KDObjective, needs_of
 
 
 def log(msg: str) -> None:
     """A progress/diagnosis line: on stderr, so the CLI's stdout stays the result JSON."""
     print(msg, file=sys.stderr)
-
-
-def build_student(cfg: C.StudentConfig, base, task) -> object:
-    """A fresh student from ``base`` (a loaded classifier whose head matches the task)."""
-    n = S.num_layers(base.config) if hasattr(base.config, "num_hidden_layers") else None
-    if cfg.kind == "pretrained":
-        return base
-    if cfg.kind == "subset":
-        # the "uniform" layer mapping (ties half up), so each kept layer is the one it is
-        # matched to in intermediate KD
-        k = cfg.num_layers
-        layers = cfg.layers or [(2 * (i + 1) * n + k) // (2 * k) - 1 for i in range(k)]
-        return S.layer_subset(base, layers)
-    if cfg.kind == "smaller":
-        return S.smaller(base, cfg.num_layers, cfg.hidden, cfg.heads, cfg.intermediate,
-                         cfg.init, cfg.layers)
-    if cfg.kind == "shared":
-        return S.shared_layers(base, cfg.num_layers, cfg.num_unique, cfg.layers)
-    if cfg.kind == "bilstm":
-        return S.bilstm(base, cfg.lstm_hidden, cfg.mlp_hidden)
-    raise ConfigError(f"unknown student kind '{cfg.kind}'")
 
 
 def make_student(cfg: C.StudentConfig, base_ref: str, task_name: str, out_dir: str | Path,
@@ -61,7 +41,7 @@ def make_student(cfg: C.StudentConfig, base_ref: str, task_name: str, out_dir: s
     task = get_task(task_name, data_dir=data_dir)
     tokenizer = hub.load_tokenizer(base_ref)
     base = hub.load_classifier(base_ref, task.num_labels, task.label_names)
-    student = build_student(cfg, base, task)
+    student = S.build_student(cfg, base)
     hub.save_model(student, out_dir, tokenizer)
     return {"out": str(out_dir), "params": S.count_params(student),
             "params_no_emb": S.count_params(student, without_embeddings=True)}
@@ -176,7 +156,7 @@ def distill(cfg: C.DistillConfig, resume: bool = False,
                                     cfg.data.eval_limit))
 
     # ---- the student and the layer matches
-    student = build_student(cfg.student, base, task)
+    student = S.build_student(cfg.student, base)
     matches, projections = [], None
     if cfg.kd.features:
         if cfg.student.kind == "bilstm":
@@ -362,44 +342,3 @@ def augmented_texts(examples: list[Example], cfg: C.DistillConfig) -> list:
     log(f"distill: kd.augment={cfg.kd.augment}: {len(made)} augmented rows from {len(rows)} "
           "training rows (teacher-labelled)")
     return [t for _, t in made]
-
-
-#: kd.temperature=auto keeps τ in this range. Below 0.5 the soft targets are close to the
-#: teacher's argmax (measured on the lr-1e-4 CLINC150 teacher of benchmarks/kd_clinc.py, on val:
-#: mean top probability 0.91 and NLL 0.257 at τ 0.5, against 0.925 and 0.253 at its unclamped
-#: fit 0.45), above 10 close to uniform.
-TAU_RANGE = (0.5, 10.0)
-
-
-def auto_temperature(task, dev, logits) -> tuple[float, dict]:
-    """``kd.temperature=auto``: temperature scaling of the (first) teacher on the labelled
-    eval rows — the τ whose softmax(logits/τ) has the lowest NLL there, clamped to
-    ``TAU_RANGE`` (the unclamped one is ``tau_fit``) — and the teacher's calibration after it
-    (NLL, ECE), for the result and the log."""
-    from ...teachers import expected_calibration_error, fit_temperature
-
-    if task.is_regression:
-        raise ConfigError("kd.temperature=auto is for classification (regression KD has no τ)")
-    if any(y is None for y in dev.labels):
-        raise ConfigError("kd.temperature=auto needs labelled eval rows")
-    if logits is None:
-        raise ConfigError("kd.temperature=auto needs a teacher that can be run on the eval "
-                          "rows (an HF teacher or a callable, not only a logits file)")
-    y = torch.tensor(dev.labels)
-    best = fit_temperature(logits, y)
-    tau = min(TAU_RANGE[1], max(TAU_RANGE[0], best))
-    fitted = logits / tau
-    fit = {"tau_fit": best, "nll_tau_fit": float(torch.nn.functional.cross_entropy(
-               logits / best, y)),
-           "nll_fit": float(torch.nn.functional.cross_entropy(fitted, y)),
-           "ece_fit": expected_calibration_error(fitted, y),
-           "mean_top_prob_fit": float(fitted.softmax(-1).max(-1).values.mean()),
-           "reliability_fit": reliability(fitted, y)}
-    c = calibration(logits, y)
-    clamped = "" if tau == best else (
-        f"; the NLL is lowest at {best:.3f}, outside [{TAU_RANGE[0]:g}, {TAU_RANGE[1]:g}] "
-        f"(NLL {fit['nll_tau_fit']:.3f} there)")
-    log(f"kd.temperature=auto: tau = {tau:.3f} (teacher NLL {c['nll']:.3f} -> "
-          f"{fit['nll_fit']:.3f}, ECE {c['ece']:.3f} -> {fit['ece_fit']:.3f} on {len(y)} eval "
-          f"rows{clamped})")
-    return tau, fit

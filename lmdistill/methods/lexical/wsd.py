@@ -70,6 +70,8 @@ def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", 
             res["pairs"], res["seconds"] = len(rows), round(secs, 1)
         out["sets"][name] = res
     out["model"] = model
+    if m is not None:
+        out["device"] = str(device)
     return out
 
 

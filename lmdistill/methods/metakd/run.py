@@ -230,12 +230,12 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
         def run(ctx):
             task_cfg = cfg.data.model_copy(update={"task": target})
             if method == "nokd":  # the same student, initialisation and rows, no teacher
-                from ..kd.run import build_student
+                from ...models.students import build_student
 
                 set_seed(cfg.train.seed)  # as distill does: the same fresh head
                 base = hub.load_classifier(cfg.student.base or cfg.teacher_base,
                                            first.num_labels, first.label_names)
-                student = build_student(cfg.student, base, first)
+                student = build_student(cfg.student, base)
                 exs = [full[target][i] for i in target_rows(target)]
                 return train_supervised(ctx, SupervisedObjective(student, False, tokenizer),
                                         exs, [target], cfg.train, {"student": "nokd"})

@@ -18,6 +18,7 @@ from ... import config as C
 from ...data.mlm import WholeWordMasker, load_mlm
 from ...errors import ConfigError, ModelError
 from ...models import hub
+from ...models.hub import load_mlm_model  # noqa: F401 - its old import path
 from ...models import students as S
 from ...teachers import CachedTeacher
 from ...train import runner
@@ -31,17 +32,6 @@ class MLMCorpus:
 
     name: str
     primary_metric: str = "mlm_accuracy"
-
-
-def load_mlm_model(ref: str, trust_remote_code: bool = False):
-    from transformers import AutoModelForMaskedLM
-
-    hub.quiet_transformers()
-    path = hub.resolve(ref)
-    try:
-        return AutoModelForMaskedLM.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(f"cannot load '{ref}' as a masked LM: {hub._one_line(e)}") from e
 
 
 def _data(cfg, tokenizer):
@@ -148,11 +138,9 @@ def distill_mlm(cfg: C.DistillConfig, resume: bool = False) -> dict:
 
 
 def _build_student(scfg: C.StudentConfig, base):
-    from ..kd.run import build_student
-
     if scfg.kind in ("bilstm",):
         raise ConfigError("a BiLSTM student cannot be a masked LM; use subset, smaller or shared")
-    return build_student(scfg, base, None)
+    return S.build_student(scfg, base)
 
 
 def evaluate_mlm_model(ref: str, corpus: str, data_dir=None, block_size: int = 128,
