@@ -44,7 +44,18 @@ ap.add_argument("--teacher-lr", type=float, default=5e-5)
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--root", default="runs/bench/kdclinc")
 ap.add_argument("--limit", type=int, default=None, help="a seeded subset of the train rows")
-ap.add_argument("--epochs", type=float, default=None, help="default: the DistillConfig one")
+ap.add_argument("--epochs", type=float, default=3.0,
+                help="--schedule fixed: the epochs (3: the DistillConfig default before issue 26)")
+ap.add_argument("--schedule", choices=("fixed", "default"), default="fixed",
+                help="fixed: --epochs, no early stopping (the rows before issue 26); default: "
+                     "DistillConfig's schedule (until neither dev accuracy nor teacher "
+                     "agreement improved for 2 epochs, at most 10), no-KD with the same "
+                     "epochs/patience on dev accuracy")
+ap.add_argument("--init", choices=("teacher", "pretrained"), default="teacher",
+                help="the student's layers: the teacher's fine-tuned ones, or minilm-l6's "
+                     "pretrained ones (both with the same fresh head for KD and no-KD)")
+ap.add_argument("--rows", nargs="+", default=["nokd", "kd", "kd-auto"],
+                choices=("nokd", "kd", "kd-auto"))
 a = ap.parse_args()
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
 data_root = Path(a.root)
@@ -102,28 +113,45 @@ if not (RESULTS / f"{prefix}teacher.json").exists():
         "mean_top_prob_t2": top_prob(z, defaults.kd.temperature)}, cmd)
 
 k = a.layers
-init = root / f"init-s{k}"
+# --init pretrained / --schedule default rows have names of their own (the older rows keep
+# theirs): kdclinc_[tlr.._]s3_kd_s1 vs kdclinc_[tlr.._]pre_default_s3_kd_s1
+variant = "_".join(x for x in ("pre" if a.init == "pretrained" else "",
+                               "default" if a.schedule == "default" else "") if x)
+vroot = root / variant if variant else root
+init = vroot / f"init-s{k}"
 if not (init / "config.json").exists():
-    make_student(C.StudentConfig(kind="subset", num_layers=k), str(teacher), "clinc150", init)
-epochs = a.epochs if a.epochs is not None else defaults.train.epochs
+    make_student(C.StudentConfig(kind="subset", num_layers=k),
+                 "minilm-l6" if a.init == "pretrained" else str(teacher), "clinc150", init)
+if a.schedule == "fixed":
+    schedule = {"train.epochs": a.epochs, "train.early_stopping_patience": None,
+                "train.eval_each_epoch": False}
+    nokd_schedule = {"train.epochs": a.epochs}
+else:
+    d = defaults.train
+    schedule = {}  # DistillConfig's own
+    nokd_schedule = {"train.epochs": d.epochs, "train.eval_each_epoch": d.eval_each_epoch,
+                     "train.early_stopping_patience": d.early_stopping_patience}
 for seed in a.seeds:
-    nokd_dir = root / f"s{k}-nokd-s{seed}"
-    runs = [("nokd", nokd_dir, None), ("kd", root / f"s{k}-kd-s{seed}", defaults.kd.temperature),
-            ("kd-auto", root / f"s{k}-kd-auto-s{seed}", "auto")]
+    nokd_dir = vroot / f"s{k}-nokd-s{seed}"
+    runs = [("nokd", nokd_dir, None),
+            ("kd", vroot / f"s{k}-kd-s{seed}", defaults.kd.temperature),
+            ("kd-auto", vroot / f"s{k}-kd-auto-s{seed}", "auto")]
     for row, out, tau in runs:
-        name = f"{prefix}s{k}_{row}_s{seed}"
+        if row not in a.rows:
+            continue
+        name = f"{prefix}{variant + '_' if variant else ''}s{k}_{row}_s{seed}"
         if (RESULTS / f"{name}.json").exists():
             continue
         if tau is None:
             res = api.finetune(C.build(C.FinetuneConfig, overrides={
                 **common, "output_dir": str(out), "model.name": str(init),
-                "train.lr": defaults.train.lr, "train.epochs": epochs, "train.seed": seed}),
+                "train.lr": defaults.train.lr, **nokd_schedule, "train.seed": seed}),
                 resume=True)
         else:
             res = distill(C.build(C.DistillConfig, overrides={
                 **common, "output_dir": str(out), "teacher.name": str(teacher),
                 "student.kind": "pretrained", "student.base": str(init),
-                "train.epochs": epochs, "train.seed": seed, "kd.temperature": tau,
+                **schedule, "train.seed": seed, "kd.temperature": tau,
                 "kd.reference": str(nokd_dir)}), resume=True)
         test = api.evaluate(str(out / "model"), "clinc150", "test", progress=False)
         cal = res.get("teacher_calibration", {})
@@ -132,7 +160,7 @@ for seed in a.seeds:
             "teacher_mean_top_prob_fit": cal.get("mean_top_prob_fit")} | {
             f"teacher_{k2}": cal[k2] for k2 in ("tau_fit", "nll_tau_fit", "nll_fit") if k2 in cal}
         write_result(name, {"task": "clinc150", "teacher_tag": tag, "layers": k, "row": row,
-                            "seed": seed,
+                            "seed": seed, "init": a.init, "schedule": a.schedule,
                             "kd_temperature_set": tau,
                             "alpha": None if tau is None else defaults.kd.alpha,
                             "dev_accuracy": res.get("accuracy"),

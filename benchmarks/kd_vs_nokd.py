@@ -53,7 +53,9 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--task", default="mrpc")
 ap.add_argument("--layers", nargs="+", type=int, default=[2, 3])
 ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-ap.add_argument("--epochs", type=float, default=None, help="default: the DistillConfig one")
+ap.add_argument("--epochs", type=float, default=3.0,
+                help="fixed epochs, no early stopping (3: the DistillConfig default before "
+                     "issue 26, which these rows were run with)")
 ap.add_argument("--teacher-epochs", type=float, default=3)
 ap.add_argument("--teacher", default=None, help="a fine-tuned teacher folder to reuse "
                 "(default: fine-tune minilm-l6 into <root>/<task>/teacher)")
@@ -74,7 +76,9 @@ root = Path(a.root) / a.task
 common = {"data.task": a.task, "data.limit": LIMITS.get(a.task), "train.batch_size": 32,
           "train.num_threads": a.threads, "train.progress": False, "train.eval_every": None}
 defaults = C.DistillConfig()
-epochs = a.epochs if a.epochs is not None else defaults.train.epochs
+epochs = a.epochs
+# the rows' fixed schedule: DistillConfig's own now runs until it stops improving (issue 26)
+common.update({"train.early_stopping_patience": None, "train.eval_each_epoch": False})
 
 teacher = Path(a.teacher) if a.teacher else root / "teacher" / "model"
 if not (teacher / "config.json").exists():

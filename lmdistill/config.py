@@ -79,7 +79,12 @@ class TrainConfig(Strict):
     eval_every: int | None = Field(None, ge=1, description="evaluate every N steps (and at the end)")
     save_every: int | None = Field(None, ge=1, description="checkpoint every N steps (and at evals)")
     keep_checkpoints: int = Field(2, ge=1)
-    early_stopping_patience: int | None = Field(None, ge=1)
+    eval_each_epoch: bool = Field(False, description="also evaluate at the end of every epoch")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="stop after this many evaluations without improvement")
+    early_stopping_also: list[str] = Field(
+        default_factory=list, description="metrics whose improvement also counts as progress "
+                                          "(e.g. teacher_agreement)")
     log_every: int = Field(10, ge=1)
     pool_factor: int = Field(50, ge=1)
     num_threads: int | None = Field(None, ge=1)
@@ -197,7 +202,11 @@ class DistillConfig(Strict):
     teacher: TeacherConfig = TeacherConfig()
     student: StudentConfig = StudentConfig()
     kd: KDConfig = KDConfig()
-    train: TrainConfig = TrainConfig(lr=1e-4)
+    train: TrainConfig = Field(
+        TrainConfig(lr=1e-4, epochs=10.0, eval_each_epoch=True, early_stopping_patience=2,
+                    early_stopping_also=["teacher_agreement"]),
+        description="the default schedule runs until neither the dev metric nor the "
+                    "agreement with the teacher improved for 2 epochs, at most 10 epochs")
 
 
 ADABERT_OPS = ("conv3", "conv5", "conv7", "dilconv3", "dilconv5", "dilconv7", "maxpool3",

@@ -41,7 +41,9 @@ def run(data_dir: str | None = None, out: str = "runs/demo", train_limit: int = 
         **common, "output_dir": str(student_dir), "teacher.name": str(teacher_dir / "model"),
         "teacher.cache_dir": str(out_p / "teacher-cache"), "student.kind": "subset",
         "student.num_layers": student_layers, "kd.features": ["hidden"], "kd.alpha": 0.9,
-        "kd.temperature": 2.0, "train.lr": 1e-4, "train.epochs": 2 * epochs}), resume=resume)
+        "kd.temperature": 2.0, "train.lr": 1e-4, "train.epochs": 2 * epochs,
+        # the demo's fixed short schedule (distill's default runs until it stops improving)
+        "train.early_stopping_patience": None, "train.eval_each_epoch": False}), resume=resume)
 
     from .compress.quantize import QuantizationRefused, quantize
     from .hardware import machine_info, machine_line

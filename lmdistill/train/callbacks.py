@@ -161,29 +161,42 @@ class BestModel(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stops after ``patience`` evaluations without improvement of ``metric``."""
+    """Stops after ``patience`` evaluations in which neither ``metric`` nor any of ``also``
+    (e.g. the student's agreement with its teacher) improved on its best so far; the reason
+    goes to the log and to ``trainer.state.stop_reason``."""
 
-    def __init__(self, metric: str, patience: int, mode: str = "max"):
-        self.metric, self.patience, self.mode = metric, patience, mode
-        self.best: float | None = None
+    def __init__(self, metric: str, patience: int, mode: str = "max",
+                 also: dict[str, str] | None = None):
+        self.modes = {metric: mode, **(also or {})}  # metric -> "max" / "min"
+        self.metric, self.patience = metric, patience
+        self.best: dict[str, float] = {}
         self.bad = 0
 
     def on_evaluate(self, trainer, metrics):
-        v = metrics.get(self.metric)
-        if v is None:
+        seen = {k: metrics[k] for k in self.modes if metrics.get(k) is not None}
+        if not seen:
             return
-        better = self.best is None or (v > self.best if self.mode == "max" else v < self.best)
-        if better:
-            self.best, self.bad = v, 0
-        else:
-            self.bad += 1
-            if self.bad >= self.patience:
-                trainer.state.should_stop = True
-                trainer.print(f"early stopping: no improvement of {self.metric} in "
-                              f"{self.patience} evaluations (best {self.best:.4f})")
+        improved = [k for k, v in seen.items() if k not in self.best or (
+            v > self.best[k] if self.modes[k] == "max" else v < self.best[k])]
+        for k in improved:
+            self.best[k] = seen[k]
+        if improved:
+            self.bad = 0
+            return
+        self.bad += 1
+        if self.bad >= self.patience:
+            trainer.state.should_stop = True
+            best = ", ".join(f"{k} {v:.4f}" for k, v in self.best.items())
+            trainer.state.stop_reason = (
+                f"early stopping at step {trainer.state.step}: no improvement of "
+                f"{' or '.join(self.modes)} in {self.patience} evaluations (best {best})")
+            trainer.print(trainer.state.stop_reason)
 
     def state_dict(self):
         return {"best": self.best, "bad": self.bad}
 
     def load_state_dict(self, state):
-        self.best, self.bad = state.get("best"), state.get("bad", 0)
+        best = state.get("best")
+        self.best = best if isinstance(best, dict) else (
+            {} if best is None else {self.metric: best})  # checkpoints before "also"
+        self.bad = state.get("bad", 0)

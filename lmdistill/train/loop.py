@@ -63,6 +63,7 @@ class TrainState:
     train_seconds: float = 0.0  # time inside training steps (no eval/checkpoint)
     last_eval_step: int = -1
     should_stop: bool = False
+    stop_reason: str = ""        # why training stopped before the end of its schedule
     streams: dict = None         # extra stream name -> [epoch, position]
 
     def __post_init__(self):
@@ -314,6 +315,10 @@ class Trainer:
             else:
                 self.state.epoch += 1
                 self.state.group_in_epoch = 0
+                if (cfg.eval_each_epoch and self.state.step < self.total_steps
+                        and self.state.last_eval_step != self.state.step):
+                    self._evaluate()  # early stopping may decide here
+                    self._checkpoint()
         if self.state.last_eval_step != self.state.step:
             self._evaluate()
         self._checkpoint()

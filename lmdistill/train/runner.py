@@ -67,7 +67,9 @@ def standard_callbacks(out: Path, cfg: C.TrainConfig, primary: str, desc: str) -
     cbs = [ProgressBar(desc), JsonlLogger(out / "metrics.jsonl", cfg.log_every),
            TensorBoard(out / "tensorboard"), BestModel(out / "model", primary, metric_mode(primary))]
     if cfg.early_stopping_patience:
-        cbs.append(EarlyStopping(primary, cfg.early_stopping_patience, metric_mode(primary)))
+        cbs.append(EarlyStopping(primary, cfg.early_stopping_patience, metric_mode(primary),
+                                 {m: metric_mode(m) for m in cfg.early_stopping_also
+                                  if m != primary}))
     return cbs
 
 
@@ -125,6 +127,9 @@ def run_training(objective, task: Task, train: Encoded, dev: Encoded, cfg, resum
         "train_examples": len(train), "steps": fit["step"],
         "examples_seen": fit["examples_seen"], "world_size": fit["world_size"],
         "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
+        "stopped": trainer.state.stop_reason or (
+            f"ran its whole schedule ({fit['step']} steps, "
+            f"{'max_steps' if cfg.train.max_steps else f'{cfg.train.epochs:g} epochs'})"),
         "train_seconds": fit["train_seconds"],
         "train_examples_per_s": fit["train_examples_per_s"],
         "wall_seconds": round(time.time() - t0, 1),

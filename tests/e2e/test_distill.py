@@ -401,3 +401,27 @@ def test_cli_unknown_student_kind_is_one_line(teacher, tmp_path, capsys):
     assert len(lines) == 1 and "student.kind" in lines[0], err
     assert "Traceback" not in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_default_schedule_runs_until_neither_metric_nor_agreement_improves(teacher, tmp_path):
+    """Issue 26: distill's default schedule evaluates every epoch and stops after 2 epochs in
+    which neither the dev metric nor the agreement with the teacher improved (lr 0: nothing
+    changes, so it stops at the third epoch of its 10); the result and the log say why."""
+    d = C.DistillConfig().train
+    assert (d.epochs, d.eval_each_epoch, d.early_stopping_patience, d.early_stopping_also) == \
+        (10.0, True, 2, ["teacher_agreement"])
+    over = {"train.epochs": 10, "train.eval_each_epoch": True,
+            "train.early_stopping_patience": 2,
+            "train.early_stopping_also": ["teacher_agreement"]}
+    run = tmp_path / "stall"
+    res = distill(dcfg(teacher, run, **over, **{"train.lr": 0.0}))
+    steps_per_epoch = LIMIT // 16
+    assert res["steps"] == 3 * steps_per_epoch
+    assert res["stopped"].startswith(f"early stopping at step {3 * steps_per_epoch}")
+    assert "accuracy or teacher_agreement" in res["stopped"]
+    evals = [r for r in log_of(run) if r["type"] == "eval"]
+    assert [r["step"] for r in evals] == [steps_per_epoch * i for i in (1, 2, 3)]
+    # a schedule that ends first says so
+    res = distill(dcfg(teacher, tmp_path / "full", **{**over, "train.epochs": 2}))
+    assert res["steps"] == 2 * steps_per_epoch
+    assert res["stopped"] == f"ran its whole schedule ({2 * steps_per_epoch} steps, 2 epochs)"
