@@ -9,7 +9,7 @@ export TRANSFORMERS_VERBOSITY ?= error
 export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-fast bench clean
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q -x --durations=15
+
+test-fast: venv
+	$(PY) -m pytest -q -x -m "not slow"
 
 clean:
 	rm -rf $(VENV) runs

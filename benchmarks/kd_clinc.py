@@ -33,7 +33,8 @@ from lmdistill import config as C
 from lmdistill.data.generic import generic_task
 from lmdistill.data.registry import register_task
 from lmdistill.methods.kd.diagnosis import run_teacher
-from lmdistill.methods.kd.run import distill, hf_callable, make_student
+from lmdistill.methods.kd.run import distill, make_student
+from lmdistill.methods.kd.setup import hf_callable
 from lmdistill.models import hub
 
 ap = argparse.ArgumentParser()

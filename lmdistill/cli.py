@@ -109,6 +109,8 @@ def distill(
         from .augment.run import read_texts
 
         extra = read_texts(unlabelled)
+    from . import api
+
     _print_result(api.distill(cfg, resume=resume, extra_texts=extra))
 
 

@@ -66,3 +66,11 @@ def lexical_cache(tmp_path_factory):
     mp.setenv("LMDISTILL_CACHE", str(d))
     yield d
     mp.undo()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every end-to-end test (``tests/e2e``: real data, models trained for a few steps) is
+    ``slow``; ``pytest -m "not slow"`` runs the unit tests only (a few minutes)."""
+    for item in items:
+        if "e2e" in Path(str(item.fspath)).parts:
+            item.add_marker(pytest.mark.slow)

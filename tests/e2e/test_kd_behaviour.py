@@ -188,7 +188,7 @@ def test_distill_with_projections_and_schedules_resumes_to_the_same_weights(teac
 
 def test_bad_alpha_and_attention_mse(teacher, tmp_path):
     for bad in (-0.5, 1.5, "linear:0.9:-0.2"):
-        with pytest.raises(ConfigError, match=r"kd.alpha must stay in \[0, 1\]"):
+        with pytest.raises(ConfigError, match=r"'kd.alpha': alpha must stay in \[0, 1\]"):
             distill(dcfg(teacher, tmp_path / f"a{bad}", **{"kd.alpha": bad}))
     runs = {}
     for loss in ("kl", "mse"):
@@ -201,7 +201,7 @@ def test_bad_alpha_and_attention_mse(teacher, tmp_path):
     # the same first batch, two different attention losses: MSE of probabilities is far
     # smaller than their KL here
     assert runs["mse"] != runs["kl"] and runs["mse"] < runs["kl"]
-    with pytest.raises(ConfigError, match="not allowed for attention"):
+    with pytest.raises(ConfigError, match=r"'kd.losses': attention takes one of \['kl', 'mse'\]"):
         distill(dcfg(teacher, tmp_path / "badloss", **{"kd.features": ["attention"],
                                                       "kd.losses": {"attention": "cosine"}}))
 

@@ -19,8 +19,8 @@ FLOORS = {
     "api": 6, "demo": 7, "cli": 8, "__main__": 9, "__init__": 0,
 }
 #: within methods: the methods every other method may build on (KD is the base of all)
-METHOD_FLOORS = {"finetune": 0, "kd": 1, "mlm": 1, "lexical": 1, "adabert": 2, "metakd": 2,
-                 "l2a": 2}
+METHOD_FLOORS = {"finetune": 0, "kd": 1, "mlm": 1, "lexical": 1, "evaluate": 1, "adabert": 2,
+                 "metakd": 2, "l2a": 2}
 
 
 def _modules() -> dict[str, Path]:

@@ -20,7 +20,7 @@ from lmdistill.errors import ConfigError, ModelError
 from lmdistill.mapping import Projections, build_matches, resolve_mapping
 from lmdistill.methods.kd import calibration as KC
 from lmdistill.methods.kd.objective import KDObjective, needs_of
-from lmdistill.methods.kd.run import hf_callable, same_vocab
+from lmdistill.methods.kd.setup import hf_callable, same_vocab
 from lmdistill.models import hub
 from lmdistill.models import students as S
 
