@@ -138,3 +138,49 @@ def test_every_rank_resumes_its_own_rng_stream(tmp_path):
     torch.manual_seed(2)
     assert torch.equal(draws[1], torch.rand(3))
     assert torch.equal(draws[2], draws[0])
+
+
+# ------------------------------------------------------------------ devices
+#: what a training step runs: a tensor made in these without ``device=`` lands on the CPU while
+#: the batch is on the GPU (AdaBERT's training_step multiplied the depth logits by a CPU arange)
+STEP_FUNCTIONS = {"forward", "training_step", "collate", "__call__", "compute", "search_loss",
+                  "predict", "on_step_begin", "_match_loss", "sample", "step_loss"}
+FACTORIES = {"arange", "zeros", "ones", "full", "eye", "randperm", "rand", "randn", "randint",
+             "empty", "linspace", "tensor", "as_tensor"}
+
+
+def test_no_step_makes_a_tensor_without_a_device():
+    import ast
+    from pathlib import Path
+
+    import lmdistill
+
+    root = Path(lmdistill.__file__).parent
+    bad = []
+    for part in ("methods", "teachers", "losses", "augment", "train"):
+        for path in sorted((root / part).rglob("*.py")):
+            for fn in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(fn, ast.FunctionDef) or fn.name not in STEP_FUNCTIONS:
+                    continue
+                for node in ast.walk(fn):
+                    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                            and node.func.attr in FACTORIES
+                            and getattr(node.func.value, "id", None) == "torch"
+                            and not any(k.arg == "device" for k in node.keywords)):
+                        bad.append(f"{path.relative_to(root)}:{node.lineno} in {fn.name}")
+    assert not bad, bad
+
+
+def test_adabert_step_figures_stay_on_the_logits_device():
+    """The pieces of AdaBERT's search step, on the meta device (a GPU in real runs): a CPU
+    tensor anywhere in them fails here as it failed on CUDA."""
+    from lmdistill.methods.adabert.objective import efficiency_loss, expected_depth
+
+    depth = torch.randn(4).to("meta")
+    assert expected_depth(depth).device.type == "meta"
+    ops = torch.randn(6, 10).softmax(-1).to("meta")
+    costs = torch.rand(10).to("meta")
+    assert efficiency_loss(ops, depth.softmax(0), costs).device.type == "meta"
+    # and the value, on the CPU, against the hand-computed expectation
+    d = torch.tensor([0.0, 0.0, 0.0])  # uniform over depths 1, 2, 3: E[K] = 2
+    assert float(expected_depth(d)) == pytest.approx(2.0)
