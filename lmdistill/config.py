@@ -233,7 +233,7 @@ class AdaBertSettings(Strict):
     sampled_forward: bool = Field(True, description="compute only the sampled op per edge "
                                                     "and the sampled depth (GDAS; ~10x "
                                                     "cheaper) instead of every op")
-    cost: Literal["latency", "params", "flops"] = "latency"
+    cost: Literal["latency", "params", "flops", "size+flops"] = "latency"
     cost_length: int = Field(64, ge=1, description="sequence length the op latencies are timed at")
     probe_epochs: int = Field(100, ge=1)
     probe_lr: float = Field(1e-2, gt=0)

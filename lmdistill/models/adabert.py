@@ -14,7 +14,10 @@ Layout of a model (``AdaBertConfig``):
   example, from the masked mean of each node). Up to ``max_cells`` (8) cells.
 - **ops** (:data:`OPS`): conv 3/5/7, dilated conv 3/5/7 (dilation 2), max pool 3, avg pool 3,
   identity, zero. Convolutions are ReLU → Conv1d → LayerNorm (a per-position norm: batch norm
-  would mix statistics across padding).
+  would mix statistics across padding). In the search supernet the LayerNorm has no affine
+  scale and shift (as DARTS): with one, a conv's architecture gradient Σγ·∂L/∂γ + Σb·∂L/∂b
+  vanishes near the norm's own stationary point, while identity and pools have no such
+  factor; the derived student's convs have the affine norm.
 - **padding**: every op zeroes padded positions of its input and output; pools ignore padded
   positions (max over −inf, mean over valid neighbours only), so a sentence gets the same
   outputs whatever the batch padding is.
@@ -57,11 +60,11 @@ def _masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class Conv(nn.Module):
     """ReLU → Conv1d (same length; dilation 2 for the dilated ops) → LayerNorm, masked."""
 
-    def __init__(self, dim: int, kernel: int, dilation: int = 1):
+    def __init__(self, dim: int, kernel: int, dilation: int = 1, affine: bool = True):
         super().__init__()
         self.conv = nn.Conv1d(dim, dim, kernel, padding=dilation * (kernel - 1) // 2,
                               dilation=dilation)
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim, elementwise_affine=affine)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.conv(F.relu(_masked(x, mask)).transpose(1, 2)).transpose(1, 2)
@@ -109,11 +112,12 @@ class Zero(nn.Module):
         return torch.zeros_like(x)
 
 
-def make_op(name: str, dim: int) -> nn.Module:
+def make_op(name: str, dim: int, affine: bool = True) -> nn.Module:
+    """``affine=False``: a conv's LayerNorm without scale and shift (the search supernet)."""
     if name.startswith("dilconv"):
-        return Conv(dim, int(name[7:]), dilation=2)
+        return Conv(dim, int(name[7:]), dilation=2, affine=affine)
     if name.startswith("conv"):
-        return Conv(dim, int(name[4:]))
+        return Conv(dim, int(name[4:]), affine=affine)
     return {"maxpool3": lambda: MaxPool(3), "avgpool3": lambda: AvgPool(3),
             "identity": Identity, "zero": Zero}[name]()
 
@@ -146,7 +150,7 @@ class SearchCell(nn.Module):
     def __init__(self, dim: int, nodes: int, ops: tuple[str, ...]):
         super().__init__()
         self.nodes, self.ops = nodes, ops
-        self.edges = nn.ModuleList(nn.ModuleList(make_op(o, dim) for o in ops)
+        self.edges = nn.ModuleList(nn.ModuleList(make_op(o, dim, affine=False) for o in ops)
                                    for _ in edges_of(nodes))
         self.attend = NodeAttention(dim)
 

@@ -47,13 +47,52 @@ def example_key(enc: Encoded, i: int) -> str:
 
 
 def topk_probs(values: torch.Tensor, indices: torch.Tensor, vocab: int,
-               temperature: float = 1.0) -> torch.Tensor:
-    """Dense distributions [..., V] from cached top-k logits (``values``/``indices`` [..., k]):
-    softmax over the k kept logits at temperature τ, 0 elsewhere (the tail's mass is dropped
-    and the kept part renormalised)."""
-    p = (values.float() / temperature).softmax(-1)
-    out = torch.zeros(values.shape[:-1] + (vocab,), device=values.device)
-    return out.scatter_(-1, indices.long(), p)
+               temperature: float = 1.0, logz: torch.Tensor | None = None,
+               target_logit: torch.Tensor | None = None,
+               target_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Dense distributions [N, V] from cached top-k logits (``values``/``indices`` [N, k]).
+
+    With ``logz`` (logsumexp of all V logits, [N]) the probabilities are not renormalised over
+    the k kept tokens: at τ = 1 each kept token gets its exact probability exp(v − logz); with
+    ``target_logit``/``target_ids`` ([N]: e.g. the gold token at a masked position) the target
+    gets its exact probability too, wherever it ranks; the rest of the mass is spread evenly
+    over the other tokens (each the logit c with (n_rest)·exp(c − logz) = that mass). At τ ≠ 1
+    the same logits (kept, target, n_rest × c) are softmaxed at τ: exact for the kept and target
+    tokens' relative odds, the tail approximated as flat. Without ``logz``: the older renormalised
+    top-k (softmax over the k kept logits, 0 elsewhere)."""
+    v = values.float()
+    if logz is None:
+        p = (v / temperature).softmax(-1)
+        out = torch.zeros(v.shape[:-1] + (vocab,), device=v.device)
+        return out.scatter_(-1, indices.long(), p)
+    idx, logz = indices.long(), logz.float()
+    k = v.shape[-1]
+    kept_mass = torch.exp(v - logz[..., None]).sum(-1)
+    cols = [v]
+    has_t = None
+    if target_logit is not None:
+        tid = target_ids.long()
+        has_t = ~(idx == tid[..., None]).any(-1)  # the target is outside the top-k
+        t = target_logit.float()
+        t_mass = torch.where(has_t, torch.exp(t - logz), torch.zeros_like(t))
+        cols.append(torch.where(has_t, t, torch.full_like(t, float("-inf")))[..., None])
+        kept_mass = kept_mass + t_mass
+    n_rest = vocab - k - (has_t.float() if has_t is not None else 0.0)
+    rest = (1.0 - kept_mass).clamp_min(1e-12)
+    c = logz + torch.log(rest) - torch.log(torch.as_tensor(n_rest, dtype=v.dtype,
+                                                            device=v.device).clamp_min(1))
+    z = torch.cat([*cols, (c + torch.log(torch.as_tensor(n_rest, dtype=v.dtype,
+                                                         device=v.device).clamp_min(1))
+                           * temperature)[..., None]], -1) / temperature
+    p = z.softmax(-1)  # [N, k (+1 target) + 1 rest]
+    out = (p[..., -1] / torch.as_tensor(n_rest, dtype=v.dtype, device=v.device).clamp_min(1)
+           )[..., None].expand(*v.shape[:-1], vocab).clone()
+    out.scatter_(-1, idx, p[..., :k])
+    if has_t is not None:
+        tid_safe = tid[..., None]
+        cur = out.gather(-1, tid_safe)
+        out.scatter_(-1, tid_safe, torch.where(has_t[..., None], p[..., k:k + 1], cur))
+    return out
 
 
 def cache_bytes(enc: Encoded, needs: Needs, hidden: int, heads: int,
@@ -92,8 +131,12 @@ class CachedTeacher(TeacherSignal):
     written last: a crash never leaves a half shard that is read.
 
     Token-level logits ([B, L, V], e.g. a masked-LM teacher) are stored per real token; with
-    ``topk`` only the k largest logits of each token (values and vocabulary indices), returned
-    as ``TeacherOut.topk_values`` / ``topk_indices`` [B, L, k] (see :func:`topk_probs`).
+    ``topk`` only the k largest logits of each token (values and vocabulary indices), the
+    logsumexp of all V logits and, given ``targets`` (per example, a token id per position: for
+    a masked LM the original tokens), the logit of each position's target token: returned as
+    ``TeacherOut.topk_values`` / ``topk_indices`` [B, L, k], ``topk_logz`` / ``topk_target``
+    [B, L], so :func:`topk_probs` keeps every kept token's and the target's exact probability
+    instead of renormalising over k.
     ``hit`` is True when nothing had to be computed; ``computed`` counts the examples that were.
     """
 
@@ -101,11 +144,12 @@ class CachedTeacher(TeacherSignal):
                  cache_dir: str | Path | None = None, batch_size: int = 128,
                  dtype: torch.dtype = torch.float32, progress: bool = True,
                  teacher_key: str | None = None, device: torch.device | str | None = None,
-                 topk: int | None = None):
+                 topk: int | None = None, targets: list[list[int]] | None = None):
         self.enc, self.needs, self.dtype, self.topk = enc, needs, dtype, topk
+        self.targets = targets
         key_src = json.dumps({"teacher": teacher_key or fingerprint_model(model),
                               "needs": needs.__dict__, "dtype": str(dtype), "topk": topk,
-                              "v": 2}, sort_keys=True)
+                              "targets": targets is not None, "v": 3}, sort_keys=True)
         self.key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
         self.path = Path(cache_dir or default_cache_dir()) / self.key
         self.keys = [example_key(enc, i) for i in range(len(enc))]
@@ -120,7 +164,7 @@ class CachedTeacher(TeacherSignal):
         if first:
             rows = sorted(first.values())
             self._build(model, enc.subset(rows), [self.keys[i] for i in rows], batch_size,
-                        progress, device)
+                        progress, device, rows)
             index = self._index()
         self._assemble(index)
 
@@ -141,7 +185,8 @@ class CachedTeacher(TeacherSignal):
                 out.setdefault(k, (sid, r))
         return out
 
-    def _build(self, model, sub: Encoded, keys: list[str], batch_size, progress, device=None):
+    def _build(self, model, sub: Encoded, keys: list[str], batch_size, progress, device=None,
+               rows: list[int] | None = None):
         """One pass of the teacher over the missing examples ``sub``, on ``device`` (the GPU
         when there is one); the outputs are gathered on the CPU and written as a new shard."""
         from safetensors.torch import save_file
@@ -167,6 +212,12 @@ class CachedTeacher(TeacherSignal):
                         v, ix = x.topk(min(self.topk, x.shape[-1]), dim=-1)
                         per_ex.setdefault("topk_values", [None] * n)[i] = v.to(self.dtype)
                         per_ex.setdefault("topk_indices", [None] * n)[i] = ix.to(torch.int32)
+                        per_ex.setdefault("topk_logz", [None] * n)[i] = \
+                            x.logsumexp(-1).to(self.dtype)
+                        if self.targets is not None:
+                            tgt = torch.as_tensor(self.targets[rows[i]], dtype=torch.long)
+                            per_ex.setdefault("topk_target", [None] * n)[i] = \
+                                x.gather(-1, tgt[:lengths[i], None])[:, 0].to(self.dtype)
                     else:
                         per_ex.setdefault("tokens", [None] * n)[i] = x.to(self.dtype)
             else:
@@ -253,11 +304,13 @@ class CachedTeacher(TeacherSignal):
                 elif name == "topk_values":  # padded tokens: -inf, so no probability there
                     x = torch.nn.functional.pad(x.float(), (0, 0, 0, L - li),
                                                 value=float("-inf"))
+                elif x.ndim == 1:  # one value per token (topk_logz, topk_target)
+                    x = torch.nn.functional.pad(x, (0, L - li))
                 else:
                     x = torch.nn.functional.pad(x, (0, 0, 0, L - li))
                 rows.append(x if name == "topk_indices" else x.float())
             stacked = torch.stack(rows)
-            if name in ("topk_values", "topk_indices"):
+            if name.startswith("topk_"):
                 setattr(out, name, stacked)
             elif name == "tokens":
                 out.logits = stacked

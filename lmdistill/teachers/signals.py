@@ -22,6 +22,8 @@ class TeacherOut:
     weights: torch.Tensor | None = None           # [B, K] ([B, L, K] per token) weights
     topk_values: torch.Tensor | None = None       # [B, L, k] cached top-k token logits
     topk_indices: torch.Tensor | None = None      # [B, L, k] their vocabulary ids
+    topk_logz: torch.Tensor | None = None         # [B, L] logsumexp of all V logits
+    topk_target: torch.Tensor | None = None       # [B, L] the logit of the row's target token
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def to_device(t: TeacherOut, dev: torch.device) -> TeacherOut:
     """Move every tensor of ``t`` to ``dev`` (in place; returns ``t``)."""
     if t.logits is not None:
         t.logits = t.logits.to(dev)
-    for name in ("weights", "topk_values", "topk_indices"):
+    for name in ("weights", "topk_values", "topk_indices", "topk_logz", "topk_target"):
         if getattr(t, name) is not None:
             setattr(t, name, getattr(t, name).to(dev))
     for kind in FEATURES:

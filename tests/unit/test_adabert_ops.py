@@ -86,6 +86,16 @@ def _objective(cells=3, costs=None, seed=0):
     return AdaBertSearchObjective(model, probes, [0.5] * 7, costs or [1.0] * len(OPS), None, s)
 
 
+def _batch(n=4, length=6):
+    """A batch for :func:`_objective`'s model (vocabulary of ``_config``): 4 rows, probe rows
+    0..3."""
+    g = torch.Generator().manual_seed(1)
+    vocab = _objective().model.config.vocab_size
+    return {"input_ids": torch.randint(0, vocab, (n, length), generator=g),
+            "attention_mask": torch.ones(n, length, dtype=torch.long),
+            "labels": torch.tensor([i % 2 for i in range(n)]), "probe_row": torch.arange(n)}
+
+
 def test_gumbel_one_hot_forward_differentiable_backward():
     obj = _objective()
     obj.gumbel_tau = 0.5
@@ -136,18 +146,54 @@ def test_efficiency_loss_grows_with_costlier_ops_and_depth():
     d8, d2 = one(torch.tensor(7), 8).float(), one(torch.tensor(1), 8).float()
     l7, l3, lp = (efficiency_loss(w, d8, costs) for w in (conv7, conv3, pool))
     assert l7 > l3 > lp == 0
-    assert efficiency_loss(conv7, d8, costs) == pytest.approx(1.0)  # K/K_max · max cost
-    assert efficiency_loss(conv7, d2, costs) == pytest.approx(2 / 8)
+    c7 = float(costs[OPS.index("conv7")])
+    assert float(costs.sum()) == pytest.approx(1.0)  # shares of the whole search space
+    assert efficiency_loss(conv7, d8, costs) == pytest.approx(c7)  # K/K_max · its share
+    assert efficiency_loss(conv7, d2, costs) == pytest.approx(2 / 8 * c7)
     flops = op_costs(OPS, 64, "flops")["normalised"]
     assert flops["conv7"] > flops["conv3"] > flops["maxpool3"] > flops["zero"] == 0
+    # the paper's size + FLOPs: the mean of the two shares, by hand for conv3
+    paper = op_costs(OPS, 64, "size+flops")["normalised"]
+    params = op_costs(OPS, 64, "params")["normalised"]
+    assert paper["conv3"] == pytest.approx((params["conv3"] + flops["conv3"]) / 2)
+    assert sum(paper.values()) == pytest.approx(1.0)
+
+
+def test_search_loss_uses_the_expected_cost_under_the_architecture_softmax():
+    """Issue 30: L_E is the expectation under softmax(op logits) and softmax(depth logits),
+    not the cost of the straight-through sample (a noisy estimate of it)."""
+    obj = _objective()
+    torch.nn.init.normal_(obj.op_logits)
+    torch.nn.init.normal_(obj.depth_logits)
+    want = efficiency_loss(obj.op_logits.softmax(-1), obj.depth_logits.softmax(0), obj.costs)
+    for _ in range(3):  # any sample: the same efficiency term
+        out = obj(_batch())
+        assert float(out["eff"]) == pytest.approx(float(want.detach()))
+
+
+def test_search_convs_have_no_affine_norm_and_derived_convs_do():
+    """Issue 30: an affine LayerNorm after a conv gives it an architecture gradient that
+    vanishes near the norm's stationary point; the supernet's convs have none."""
+    from lmdistill.models.adabert import Conv
+
+    obj = _objective()
+    convs = [m for m in obj.model.modules() if isinstance(m, Conv)]
+    assert convs and all(not m.norm.elementwise_affine for m in convs)
+    derived = from_genotype(obj.genotype(), obj.model.config)
+    dconvs = [m for m in derived.modules() if isinstance(m, Conv)]
+    assert all(m.norm.elementwise_affine for m in dconvs)
 
 
 def test_latency_costs_measured_here(tmp_path, monkeypatch):
     monkeypatch.setenv("LMDISTILL_CACHE", str(tmp_path))
-    rec = op_costs(["conv7", "identity", "zero"], 32, "latency", batch=4, length=16, reps=3)
+    torch.set_num_threads(2)
+    rec = op_costs(["conv7", "identity", "zero"], 32, "latency", batch=4, length=16, reps=4)
+    assert torch.get_num_threads() == 2  # timed at LATENCY_THREADS, then restored
     assert rec["raw"]["zero"] == 0 and rec["raw"]["conv7"] > rec["raw"]["identity"] > 0
-    assert rec["normalised"]["conv7"] == 1.0 and rec["machine"] and rec["threads"] >= 1
-    again = op_costs(["conv7", "identity", "zero"], 32, "latency", batch=4, length=16, reps=3)
+    assert sum(rec["normalised"].values()) == pytest.approx(1.0) and rec["machine"]
+    assert rec["normalised"]["conv7"] == max(rec["normalised"].values())
+    assert rec["threads"] == 1 and set(rec["noise"]) == {"conv7", "identity", "zero"}
+    again = op_costs(["conv7", "identity", "zero"], 32, "latency", batch=4, length=16, reps=4)
     assert again == rec  # cached per machine and shape
     with pytest.raises(Exception, match="adabert.cost"):
         op_costs(OPS, 32, "watts")

@@ -251,6 +251,52 @@ def test_token_level_cache_with_topk(tiny_bert, tok, tmp_path):
     assert T.CachedTeacher(mlm, enc, T.Needs(), tmp_path, topk=5, progress=False).hit
 
 
+def test_topk_cache_keeps_the_tail_mass_and_the_gold_token(tiny_bert, tok, tmp_path):
+    """Issue 31: the cached top-k soft target is not renormalised over k. Against the online
+    teacher on the same batch: every kept token and the gold (target) token have their exact
+    probability, wherever gold ranks; the distribution sums to 1; at τ 2 it is far closer to
+    the teacher's than the renormalised top-k, which gives gold ~0 when it is outside the top-k."""
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(0)
+    mlm = BertForMaskedLM.from_pretrained(str(tiny_bert)).eval()
+    enc = encode(get_task("sst2").load("train", limit=8, seed=1), tok, 32)
+    targets = [list(reversed(ids)) for ids in enc.input_ids]  # any token per position
+    c = T.CachedTeacher(mlm, enc, T.Needs(), tmp_path, topk=5, progress=False, targets=targets)
+    batch = collate(enc, list(range(8)))
+    out = c(batch)
+    m = batch["attention_mask"].bool()
+    with torch.no_grad():
+        full = mlm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    tgt = torch.zeros_like(batch["input_ids"])
+    for r, t in enumerate(targets):
+        tgt[r, :len(t)] = torch.tensor(t)
+    V, gold = full.shape[-1], tgt[m]
+    online = full[m].softmax(-1)
+    p = T.topk_probs(out.topk_values[m], out.topk_indices[m], V, logz=out.topk_logz[m],
+                     target_logit=out.topk_target[m], target_ids=gold)
+    assert_close(p.sum(-1), torch.ones(len(p)), atol=1e-5, rtol=0)
+    ix = out.topk_indices[m].long()
+    assert_close(p.gather(-1, ix), online.gather(-1, ix), atol=1e-6, rtol=1e-4)
+    assert_close(p.gather(-1, gold[:, None]), online.gather(-1, gold[:, None]), atol=1e-7,
+                 rtol=1e-4)
+    outside = ~(ix == gold[:, None]).any(-1)
+    assert outside.sum() > 10  # the case the renormalised cache got wrong
+    old = T.topk_probs(out.topk_values[m], out.topk_indices[m], V)
+    assert (old.gather(-1, gold[:, None])[outside] == 0).all()
+
+    def kl(a, b):
+        return (a * (a.clamp_min(1e-30).log() - b.clamp_min(1e-30).log())).sum(-1).mean()
+
+    on2 = (full[m] / 2).softmax(-1)
+    new2 = T.topk_probs(out.topk_values[m], ix, V, 2.0, out.topk_logz[m], out.topk_target[m],
+                        gold)
+    old2 = T.topk_probs(out.topk_values[m], ix, V, 2.0)
+    assert kl(on2, new2) < 0.2 * kl(on2, old2)
+    assert T.CachedTeacher(mlm, enc, T.Needs(), tmp_path, topk=5, progress=False,
+                           targets=targets).hit
+
+
 # ------------------------------------------------------------------ teacher_weights / mix
 LN3, LN9 = math.log(3), math.log(9)
 # teacher 0: p = [.75, .25] on ex0, [.5, .5] on ex1; teacher 1: [.5, .5] and [.1, .9]

@@ -1,10 +1,13 @@
 """Per-operation costs for AdaBERT's efficiency loss.
 
 ``latency`` (default): each candidate op is timed on this machine (forward pass, inference
-mode, a [batch, length, hidden] input, fastest of ``reps`` after warm-up), so the search trades
-accuracy against speed where the model will run; the figures are cached per machine (CPU
-model, ISA, threads, torch) and shape; the threads are the training's (``train.num_threads``). ``params`` and ``flops`` are analytic alternatives.
-Costs are normalised to [0, 1] by the costliest op; ``zero`` costs 0.
+mode, a [batch, length, hidden] input, fastest of ``reps`` interleaved rounds after warm-up) at
+a fixed thread count (``LATENCY_THREADS``, whatever the training uses), so one machine gives
+one cost table; the spread of the rounds is recorded as the table's noise. The table is cached
+per machine (CPU model, ISA, torch) and shape, and every search stores the one it used.
+``params``, ``flops`` and ``size+flops`` (the paper's: the mean of the size share and the FLOPs
+share) are analytic. Costs are normalised as the paper does, relative to the whole search
+space: each op's share of the total over all ops (they sum to 1); ``zero`` costs 0.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import torch
 from ...errors import ConfigError
 from ...models.adabert import make_op
 
-KINDS = ("latency", "params", "flops")
+KINDS = ("latency", "params", "flops", "size+flops")
+#: threads the op latencies are timed with (one table per machine, not per training setting)
+LATENCY_THREADS = 1
 
 
 def _analytic(name: str, dim: int, length: int, kind: str) -> float:
@@ -35,9 +40,20 @@ def _analytic(name: str, dim: int, length: int, kind: str) -> float:
 
 
 def measure_latency(ops, dim: int, batch: int = 32, length: int = 64, reps: int = 30,
-                    seed: int = 0) -> dict[str, float]:
-    """Seconds per forward pass of each op (its fastest of ``reps`` interleaved rounds, so
-    drifts hit all ops alike)."""
+                    seed: int = 0, threads: int = LATENCY_THREADS
+                    ) -> tuple[dict[str, float], dict[str, float]]:
+    """``(seconds, noise)`` per op: the fastest of ``reps`` interleaved rounds (drifts hit all
+    ops alike), and the rounds' interquartile range relative to their median, at ``threads``
+    threads (restored after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _time_ops(ops, dim, batch, length, reps, seed)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _time_ops(ops, dim, batch, length, reps, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, length, dim, generator=g)
     mask = torch.ones(batch, length, dtype=torch.long)
@@ -56,7 +72,14 @@ def measure_latency(ops, dim: int, batch: int = 32, length: int = 64, reps: int 
                 times[o].append(time.perf_counter() - t)
     # the fastest round: the least disturbed by other work on the machine (the median moves
     # with background load; the minimum is what the op costs on an idle core)
-    return {o: (0.0 if o == "zero" else min(v)) for o, v in times.items()}
+    import statistics
+
+    def spread(v):
+        q = statistics.quantiles(v, n=4)
+        return (q[2] - q[0]) / max(statistics.median(v), 1e-12)
+
+    return ({o: (0.0 if o == "zero" else min(v)) for o, v in times.items()},
+            {o: (0.0 if o == "zero" else round(spread(v), 4)) for o, v in times.items()})
 
 
 def cache_dir() -> Path:
@@ -67,29 +90,43 @@ def cache_dir() -> Path:
 
 def op_costs(ops, dim: int, kind: str = "latency", batch: int = 32, length: int = 64,
              reps: int = 30, use_cache: bool = True) -> dict:
-    """``{"kind", "raw": {op: cost}, "normalised": {op: cost in [0, 1]}, "machine", "shape"}``."""
+    """``{"kind", "raw": {op: cost}, "normalised": {op: share of the total}, "machine",
+    "threads", "shape"}`` (+ ``"noise"`` per op for latency)."""
     from ...hardware import machine_info, machine_line
 
     if kind not in KINDS:
         raise ConfigError(f"adabert.cost must be one of {', '.join(KINDS)}, not '{kind}'")
     ops = list(ops)
     machine = machine_line(machine_info())
+    noise = None
     if kind == "latency":
-        key = hashlib.sha256(json.dumps([machine, torch.__version__, torch.get_num_threads(),
-                                         ops, dim, batch, length, reps]).encode()).hexdigest()
+        key = hashlib.sha256(json.dumps([machine, torch.__version__, LATENCY_THREADS, ops, dim,
+                                         batch, length, reps, 2]).encode()).hexdigest()
         path = cache_dir() / f"{key[:20]}.json"
         if use_cache and path.exists():
             return json.loads(path.read_text())
-        raw = measure_latency(ops, dim, batch, length, reps)
+        raw, noise = measure_latency(ops, dim, batch, length, reps)
+    elif kind == "size+flops":
+        raw = {o: (_share(ops, dim, length, "params", o) + _share(ops, dim, length, "flops", o))
+               / 2 for o in ops}
     else:
         raw = {o: _analytic(o, dim, length, kind) for o in ops}
-    top = max(raw.values()) or 1.0
-    rec = {"kind": kind, "raw": raw, "normalised": {o: v / top for o, v in raw.items()},
-           "machine": machine, "threads": torch.get_num_threads(),
+    total = sum(raw.values()) or 1.0
+    rec = {"kind": kind, "raw": raw, "normalised": {o: v / total for o, v in raw.items()},
+           "machine": machine,
+           "threads": LATENCY_THREADS if kind == "latency" else None,
            "shape": {"batch": batch, "length": length, "hidden": dim}}
+    if noise is not None:
+        rec["noise"] = noise
     if kind == "latency" and use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec, indent=1))
         tmp.rename(path)
     return rec
+
+
+def _share(ops, dim: int, length: int, kind: str, op: str) -> float:
+    """``op``'s share of the analytic ``kind`` cost summed over all ``ops``."""
+    total = sum(_analytic(o, dim, length, kind) for o in ops) or 1.0
+    return _analytic(op, dim, length, kind) / total

@@ -5,13 +5,16 @@ Per depth K (cells 1..K, the head on cell K)::
     L_K   = (1 − γ) · CE(head(cell_K), y) + γ · Σ_{m ≤ K} w_m · τ²·KL(probe_{j(m,K)} ‖ head_m(cell_m))
     j(m,K) = ⌈m · L / K⌉          (proportional teacher layer, 1..L; L = teacher's layers)
     w      = softmax(−probe loss of j(1,K) .. j(K,K))
-    L_E   = (K / K_max) · mean over edges of Σ_o w_{e,o} · cost_o      (costs in [0, 1])
+    L_E   = E[K]/K_max · mean over edges of Σ_o softmax(α_e)_o · cost_o   (the expectation
+            under the architecture distribution; costs: each op's share of the search space's
+            total, so they sum to 1 over the ops)
 
 Search (:class:`AdaBertSearchObjective`): op weights w_{e,o} and depth weights d_K are
 Gumbel-softmax samples with straight-through hard one-hots (forward: one op per edge and one
 depth; backward: the gradient of the soft sample), temperature annealed exponentially from
-``gumbel_start`` to ``gumbel_end``; the loss is Σ_K d_K·L_K + β·L_E, with K in L_E the sampled
-depth Σ_K d_K·K. With ``sampled_forward`` (the default) only the sampled op of each edge and
+``gumbel_start`` to ``gumbel_end``; the loss is Σ_K d_K·L_K + β·L_E, L_E the expected cost under
+softmax(op logits) and softmax(depth logits) (not the sample's cost: the expectation is what
+the paper's loss is, and it has no sampling noise). With ``sampled_forward`` (the default) only the sampled op of each edge and
 the cells up to the sampled depth are computed (GDAS): the same forward value, a gradient that
 reaches the logits through the sampled choices only, ~10× cheaper; ``sampled_forward=false``
 computes every op and depth (the full straight-through gradient). Each step updates the weights on a training batch, then the architecture
@@ -171,7 +174,8 @@ class AdaBertSearchObjective(AdaBertObjective):
                                        depth=k if sampled else None, sampled=sampled)
         per = self.depth_losses(batch, outs, [k] if sampled else range(1, self.kmax + 1))
         task = sum(depth_w[d - 1] * per[d]["loss"] for d in per)
-        eff = efficiency_loss(op_w, depth_w, self.costs)
+        eff = efficiency_loss(self.op_logits.softmax(-1), self.depth_logits.softmax(0),
+                              self.costs)
         return {"loss": task + self.s.beta * eff, "task": task.detach(),
                 "ce": per[k]["ce"].detach(), "kd": per[k]["kd"].detach(), "eff": eff.detach(),
                 "depth": float(k)}

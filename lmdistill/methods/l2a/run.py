@@ -71,6 +71,13 @@ def _logits(model_dir: str, texts, max_length: int):
     return torch.from_numpy(logits).float(), m, enc
 
 
+def _where(res: dict) -> dict:
+    """Where a round's student trained and its teacher ran (from its distill result), and
+    where the round's feature passes ran."""
+    return {"device": res["device"], "teacher_devices": res.get("teacher_devices"),
+            "feature_device": str(_device())}
+
+
 def _save_selector(sel: Selector, path: Path) -> None:
     """The policy, its feature statistics, baseline and optimizer moments (so the next round
     continues the same REINFORCE run rather than restarting Adam)."""
@@ -160,7 +167,7 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
             if r == 0:
                 res = student_run(ctx, None, [])
                 return {"round": 0, "metric": res[primary], "kept_total": 0, "reward": None,
-                        "model": res["model"], "kept_texts": []}
+                        "model": res["model"], "kept_texts": [], **_where(res)}
             prev = ctx.results[f"round-{r - 1:02d}"]
             sel = Selector(len(FEATURES), lr=s.selector_lr, seed=cfg.train.seed + r)
             if r > 1:
@@ -185,7 +192,7 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
             reward = res[primary] - prev["metric"]
             upd = sel.update(feats, actions, reward)
             _save_selector(sel, ctx.dir / SELECTOR_FILE)
-            return {"round": r, "metric": res[primary], "reward": reward,
+            return {"round": r, "metric": res[primary], "reward": reward, **_where(res),
                     "kept": int(actions.sum()), "candidates": len(cands),
                     "kept_fraction": float(actions.mean()), "kept_total": len(extra),
                     "kept_from_source": int(sum(a > 0 and c.origin == "source"
@@ -213,6 +220,7 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
             extra = [tuple(t) if isinstance(t, list) else t for t in prev["kept_texts"]] + new
             res = student_run(ctx, prev["model"], extra)
             return {"round": r, "metric": res[primary], "reward": res[primary] - prev["metric"],
+                    **_where(res),
                     "kept": len(new), "kept_total": len(extra), "model": res["model"],
                     "augmenter": s.augmenter, "kept_texts": extra}
         return run

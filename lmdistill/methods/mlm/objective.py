@@ -79,7 +79,9 @@ class MLMTeachers(TeacherSignal):
     """K masked-LM teachers' predictions at the masked positions of a batch, with per-token
     weights. Each teacher is a model (run once per batch, under inference mode, on the batch's
     device) or a :class:`~lmdistill.teachers.CachedTeacher` built with ``topk`` over the
-    statically masked blocks (its top-k logits, renormalised: the tail's mass is dropped).
+    statically masked blocks: its top-k logits with the logsumexp of all logits and the gold
+    token's own logit, so the soft target keeps every kept token's and the gold token's exact
+    probability (:func:`~lmdistill.teachers.topk_probs`), never renormalised over k.
     Returns ``TeacherOut(logits=[K, N, V] (or [N, V] for one teacher), weights=[N, K])``."""
 
     def __init__(self, teachers: list, vocab: int, strategy: str = "uniform", fixed=None,
@@ -101,8 +103,12 @@ class MLMTeachers(TeacherSignal):
             dev = next(t.parameters()).device
             b = {k: v.to(dev) for k, v in batch.items()}
             return masked_logits(t, b)[0].float().to(batch["input_ids"].device)
-        out = t(batch)  # a cached teacher: top-k per token
-        p = topk_probs(out.topk_values[sel], out.topk_indices[sel], self.vocab)
+        out = t(batch)  # a cached teacher: top-k per token (+ logsumexp and the gold's logit)
+        gold = batch["labels"][sel]
+        p = topk_probs(out.topk_values[sel], out.topk_indices[sel], self.vocab,
+                       logz=None if out.topk_logz is None else out.topk_logz[sel],
+                       target_logit=None if out.topk_target is None else out.topk_target[sel],
+                       target_ids=None if out.topk_target is None else gold)
         return p.clamp_min(1e-30).log()  # log-probabilities act as logits (softmax(log p) = p)
 
     def __call__(self, batch: dict) -> TeacherOut:

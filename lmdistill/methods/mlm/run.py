@@ -115,7 +115,8 @@ def distill_mlm(cfg: C.DistillConfig, resume: bool = False) -> dict:
             teachers.append(CachedTeacher(t_model, masked, cache_dir=cfg.teacher.cache_dir,
                                           batch_size=min(cfg.teacher.batch_size, 16),
                                           progress=cfg.train.progress,
-                                          device=accelerator.device, topk=cfg.teacher.topk))
+                                          device=accelerator.device, topk=cfg.teacher.topk,
+                                          targets=train.input_ids))  # the unmasked tokens
         else:
             teachers.append(t_model.to(accelerator.device))
     signal = MLMTeachers(teachers, len(tok), cfg.teacher.strategy, cfg.teacher.fixed_weights,
