@@ -363,9 +363,8 @@ def _quantize_in(src, dst, work, method, cands, avail, task, split, data_dir, to
     from ..data.tasks import Example
 
     enc = encode([Example(a, b, None, i) for i, (a, b) in enumerate(texts)], tok, max_length)
-    sentences = timing_inputs(enc, batch_size, n_batches)
     for bs, nb, key in ((batch_size, n_batches, "latency_ms"), (1, 8, "latency_ms_b1")):
-        inputs = sentences if bs == batch_size else timing_inputs(enc, bs, nb)
+        inputs = timing_inputs(enc, bs, nb)
         for name, t in time_side_by_side(models, inputs, repeats, progress=progress).items():
             if t.get("error"):
                 measured[name].update(error=t["error"], latency_ms=None)
@@ -373,8 +372,9 @@ def _quantize_in(src, dst, work, method, cands, avail, task, split, data_dir, to
             measured[name][key] = t["latency_ms"]
             measured[name].setdefault("timing", {})[f"batch{bs}"] = t
     # ---- agreement with FP32 on the timing sentences: the accuracy gate that always applies
+    sentences = _distinct_batches(texts[:batch_size * n_batches], tok, max_length, batch_size)
     n_sent = sum(len(x["input_ids"]) for x in sentences)
-    say(f"quantize: comparing predictions with FP32 on the {n_sent} timing sentences")
+    say(f"quantize: comparing predictions with FP32 on the {n_sent} distinct timing sentences")
     outs = {}
     with torch.inference_mode():
         for name, model in models.items():
@@ -443,11 +443,10 @@ def _quantize_in(src, dst, work, method, cands, avail, task, split, data_dir, to
     for name, sp in sel["speed"].items():
         measured[name]["speed"] = sp
     if sel["slower_than_fp32"]:
-        slower = measured[choice]["latency_ms"] >= measured["fp32"]["latency_ms"]
-        msg = (f"WARNING: {choice} is {'SLOWER than' if slower else 'not reliably faster than'}"
-               f" the FP32 model on this machine ({sel['reasons'][choice]}; "
-               f"{measured[choice]['latency_ms']:.1f} vs {measured['fp32']['latency_ms']:.1f} "
-               f"ms at batch {batch_size}); written only because force=True")
+        why = _speed_reason(sel["speed"][choice])
+        what = "SLOWER than" if why.startswith("slower") else "not reliably faster than"
+        msg = (f"WARNING: {choice} is {what} the FP32 model on this machine ({why}); written "
+               "only because force=True")
         warnings.warn(msg, stacklevel=2)
         say(msg)
     if dst.exists():
@@ -476,6 +475,19 @@ def _quantize_in(src, dst, work, method, cands, avail, task, split, data_dir, to
                                          f"{measured[choice].get('metric'):.4f}"
                                          if metric_name else ""))
     return record
+
+
+def _distinct_batches(texts, tok, max_length: int, batch_size: int) -> list[dict]:
+    """``texts`` without repeats (the built-in sentences are repeated to fill the timing
+    batches; a repeated sentence must not count twice in the agreement), as model inputs."""
+    from ..data.collate import collate, encode
+    from ..data.tasks import Example
+
+    uniq = list(dict.fromkeys(texts))
+    enc = encode([Example(a, b, None, i) for i, (a, b) in enumerate(uniq)], tok, max_length)
+    return [{k: v for k, v in collate(enc, list(range(i, min(i + batch_size, len(uniq)))),
+                                      with_labels=False).items() if k != "index"}
+            for i in range(0, len(uniq), batch_size)]
 
 
 def _agreement_line(cmp: dict) -> str:
