@@ -326,7 +326,7 @@ def quantize(
     min_agreement: Optional[float] = typer.Option(
         None, help="least fraction of the timing sentences on which a backend must predict "
         "FP32's label, checked with or without --task (default: compress.quantize."
-        "MIN_AGREEMENT, 0.97)"),
+        "MIN_AGREEMENT, 0.95)"),
 ):
     """INT8 quantization chosen for this machine: the fastest backend that agrees with FP32."""
     from .compress.quantize import quantize as run

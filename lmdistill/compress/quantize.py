@@ -22,7 +22,7 @@ the default measures instead of assuming):
 
 Accuracy gates: always, each backend's predictions on the timing sentences are compared with
 FP32's (:func:`compare_predictions`): it must give FP32's label on at least ``MIN_AGREEMENT``
-(0.97) of them (regression: max |difference| at most ``MAX_REGRESSION_DIFF`` (0.1) × the
+(0.95) of them (regression: max |difference| at most ``MAX_REGRESSION_DIFF`` (0.75) × the
 standard deviation of FP32's predictions); with ``task`` its dev metric must also stay within
 ``tolerance`` points of FP32's. Speed gate (:func:`speed_check`): at every timed batch size the
 one-sided 95% bootstrap lower bound of the speedup (ratio of median per-round latencies,
@@ -115,14 +115,19 @@ def available_backends() -> dict[str, str | None]:
 
 
 # ------------------------------------------------------------------ the gates
-#: Least fraction of the timing sentences on which a backend must predict FP32's label. INT8
-#: and BF16 copies of real fine-tuned models agree with FP32 on 99-100% of real sentences
-#: (measured: see ``compare_predictions`` below and BENCHMARKS/the quantize record); 0.97 lets
-#: through ~1 flip in 50 on near-tie sentences and refuses a backend that changes predictions.
-MIN_AGREEMENT = 0.97
+#: Least fraction of the timing sentences on which a backend must predict FP32's label.
+#: Measured on a MiniLM-L6 fine-tuned on SST-2 (78.3% dev accuracy, so many near-ties), all 864
+#: dev sentences: bf16 99.9%, torchao-int8 99.4%, onnx-int8 98.1% (dev accuracy +0.1 to +0.5
+#: points), torch-dynamic-int8 (per-tensor) 95.6% (+0.3 points there; the same backend lost 3.9
+#: Pearson points on STS-B); a corrupted backend agrees on < 50%. The check sees only the 64-96
+#: timing sentences: at 0.95 a 98%-agreeing backend passes 96% of the time (binomial), at 0.97
+#: only 66-73%, so 0.95 is the default: it refuses more than 1 flip in 20.
+MIN_AGREEMENT = 0.95
 #: Regression: most |prediction − FP32's| on the timing sentences, as a fraction of the spread
-#: (standard deviation) of FP32's own predictions there.
-MAX_REGRESSION_DIFF = 0.1
+#: (standard deviation) of FP32's own predictions there. Measured on a MiniLM-L6 fine-tuned on
+#: STS-B (Pearson 0.593 on 480 dev pairs): bf16 0.03-0.08, torchao-int8 0.16-0.37, onnx-int8
+#: 0.41-0.52 (Pearson −0.1 to −0.5 points), torch-dynamic-int8 0.99-1.58 (−3.9 points).
+MAX_REGRESSION_DIFF = 0.75
 #: One-sided confidence of "faster than FP32" (bootstrap over the interleaved timing rounds).
 SPEED_LEVEL = 0.95
 
@@ -471,9 +476,9 @@ def _quantize_in(src, dst, work, method, cands, avail, task, split, data_dir, to
     say(f"quantize: chose {choice}: {b['latency_ms']:.1f} -> "
         f"{measured[choice]['latency_ms']:.1f} ms at batch {batch_size} "
         f"({record['speedup']:.2f}×), agreement with FP32 "
-        f"{_agreement_line(measured[choice]['agreement'])}" + (f", {metric_name} {b.get('metric'):.4f} -> "
-                                         f"{measured[choice].get('metric'):.4f}"
-                                         if metric_name else ""))
+        f"{_agreement_line(measured[choice]['agreement'])}"
+        + (f", {metric_name} {b.get('metric'):.4f} -> {measured[choice].get('metric'):.4f}"
+           if metric_name else ""))
     return record
 
 
@@ -493,4 +498,5 @@ def _distinct_batches(texts, tok, max_length: int, batch_size: int) -> list[dict
 def _agreement_line(cmp: dict) -> str:
     if cmp["kind"] == "regression":
         return f"max |diff| {cmp['max_abs_diff']:.3g} ({cmp['relative_diff']:.2g}× FP32's std)"
-    return f"{cmp['agreement']:.1%} of {cmp['n']} (max |logit diff| {cmp['max_abs_logit_diff']:.3g})"
+    return (f"{cmp['agreement']:.1%} of {cmp['n']} "
+            f"(max |logit diff| {cmp['max_abs_logit_diff']:.3g})")
