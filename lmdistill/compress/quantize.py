@@ -436,6 +436,9 @@ def _quantize_in(src, dst, work, method, cands, avail, task, split, data_dir, to
             m["metric"] = ev[metric_name]
     if len(measured) < 2:
         raise ConfigError("no quantization backend to try")
+    for name, m in measured.items():  # the speed figures, in the record whatever is chosen
+        if name != "fp32" and not m.get("error"):
+            m["speed"] = speed_check(measured["fp32"], m)
     try:
         sel = select(measured, tolerance, force, min_agreement=min_agreement,
                      max_regression_diff=max_regression_diff)
@@ -445,8 +448,6 @@ def _quantize_in(src, dst, work, method, cands, avail, task, split, data_dir, to
                     "measurements": measured, "machine": machine_info()}
         raise
     choice = sel["choice"]
-    for name, sp in sel["speed"].items():
-        measured[name]["speed"] = sp
     if sel["slower_than_fp32"]:
         why = _speed_reason(sel["speed"][choice])
         what = "SLOWER than" if why.startswith("slower") else "not reliably faster than"
