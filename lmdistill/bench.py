@@ -180,9 +180,42 @@ def time_side_by_side(models: dict[str, object], inputs: list[dict], repeats: in
                     bar.update(1)
     if bar is not None:
         bar.close()
+    per = max(len(inputs), 1)
     return {n: ({"error": errors[n], "latency_ms": None} if n in errors else
                 {"latency_ms": round(1e3 * statistics.median(t), 3), "runs": len(t),
+                 # one figure per round (mean ms per batch over the round's batches): the
+                 # samples the speed check's noise estimate (speedup_interval) is made from
+                 "rounds_ms": [round(1e3 * sum(t[i:i + per]) / per, 3)
+                               for i in range(0, len(t) - per + 1, per)],
                  "stopped_early": n in dropped}) for n, t in times.items()}
+
+
+def speedup_interval(base_ms: list[float], ms: list[float], level: float = 0.95,
+                     n_boot: int = 2000, seed: int = 0) -> dict:
+    """How much faster ``ms`` is than ``base_ms`` (per-round latencies of two models timed in
+    the same interleaved rounds), with the timing noise of that run.
+
+    ``speedup`` is the ratio of the medians (base / other); ``low`` and ``high`` are the
+    one-sided ``level`` bounds of that ratio from a percentile bootstrap (rounds of each model
+    resampled independently, ``n_boot`` times, fixed ``seed``: the same samples give the same
+    answer). ``low > 1`` means faster by more than the noise; with fewer than 3 rounds of
+    either model there is no noise estimate and ``low``/``high`` are None. Pure function."""
+    import numpy as np
+
+    b, c = np.asarray(base_ms, dtype=float), np.asarray(ms, dtype=float)
+    if not len(b) or not len(c):
+        raise ValueError("speedup_interval needs at least one timing of each model")
+    out = {"speedup": round(float(np.median(b) / np.median(c)), 4), "low": None,
+           "high": None, "rounds": [len(b), len(c)]}
+    if min(len(b), len(c)) < 3:
+        return out
+    rng = np.random.default_rng(seed)
+    mb = np.median(b[rng.integers(0, len(b), (n_boot, len(b)))], axis=1)
+    mc = np.median(c[rng.integers(0, len(c), (n_boot, len(c)))], axis=1)
+    r = mb / mc
+    out["low"] = round(float(np.quantile(r, 1 - level)), 4)
+    out["high"] = round(float(np.quantile(r, level)), 4)
+    return out
 
 
 def base_of(ref: str) -> str | None:

@@ -323,12 +323,17 @@ def quantize(
     texts: Optional[str] = typer.Option(None, help="time on these sentences (one a line)"),
     limit: Optional[int] = typer.Option(None, help="evaluate on this many rows of the split"),
     batch_size: int = typer.Option(32, help="batch size the choice is made at"),
+    min_agreement: Optional[float] = typer.Option(
+        None, help="least fraction of the timing sentences on which a backend must predict "
+        "FP32's label, checked with or without --task (default: compress.quantize."
+        "MIN_AGREEMENT, 0.95)"),
 ):
-    """INT8 quantization chosen for this machine: the fastest backend within tolerance."""
+    """INT8 quantization chosen for this machine: the fastest backend that agrees with FP32."""
     from .compress.quantize import quantize as run
 
     info = run(model, output_dir, method, task, split, data_dir, tolerance, force, texts,
-               batch_size=batch_size, eval_limit=limit)
+               batch_size=batch_size, eval_limit=limit,
+               **({} if min_agreement is None else {"min_agreement": min_agreement}))
     info.pop("machine", None)
     _print_result(info)
 

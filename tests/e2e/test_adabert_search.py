@@ -132,6 +132,21 @@ def test_tiny_search_retrain_evaluate_and_outputs(tiny_bert, tmp_path):
     assert again["architecture"] == geno and again["accuracy"] == res["accuracy"]
 
 
+def _dev_logits(ref, task: str, n: int) -> torch.Tensor:
+    """The logits of the saved model ``ref`` on the first ``n`` pairs of ``task``'s dev split,
+    in one batch (as lmdistill encodes them)."""
+    from lmdistill.bench import timing_inputs
+    from lmdistill.data.collate import encode
+    from lmdistill.data.tasks import get_task
+    from lmdistill.models import hub
+
+    ex = get_task(task).load("dev")[:n]
+    enc = encode(ex, hub.load_tokenizer(str(ref)), 128)
+    m = hub.load_classifier(str(ref)).eval()
+    with torch.inference_mode():
+        return m(**timing_inputs(enc, n, 1)[0]).logits.float()
+
+
 def test_pair_task_search_export_and_retrain_from_json(tiny_bert, tmp_path):
     res = api.search(_search_cfg(tmp_path, tiny_bert, "mrpc"))
     out = tmp_path / "s-mrpc"
@@ -143,9 +158,19 @@ def test_pair_task_search_export_and_retrain_from_json(tiny_bert, tmp_path):
     from lmdistill.compress.quantize import write_quantized
 
     write_quantized(str(out / "model"), tmp_path / "int8", "torch-dynamic-int8")
-    for d in ("onnx", "int8"):  # both load and evaluate through the same API
+    # both load and evaluate through the same API, and answer like the FP32 model they came
+    # from: the same predictions (ONNX FP32), or nearly (INT8), on the same dev pairs
+    base = api.evaluate(str(out / "model"), "mrpc", limit=40, progress=False)
+    ref = _dev_logits(out / "model", "mrpc", 40)
+    # (measured: ONNX 1.5e-8 and INT8 4e-4 max |logit difference|, every prediction the same;
+    # this tiny student may predict one class for all 40, so the logits are compared too)
+    for d, least, f1_gap, atol in (("onnx", 1.0, 1e-9, 1e-4), ("int8", 0.95, 0.05, 0.05)):
         ev = api.evaluate(str(tmp_path / d), "mrpc", limit=40, progress=False)
-        assert 0 <= ev["f1"] <= 1
+        got = _dev_logits(tmp_path / d, "mrpc", 40)
+        agree = (got.argmax(-1) == ref.argmax(-1)).float().mean().item()
+        assert agree >= least, (d, agree)  # INT8: at most 2 of the 40 pairs flipped
+        assert abs(ev["f1"] - base["f1"]) <= f1_gap, (d, ev["f1"], base["f1"])
+        torch.testing.assert_close(got, ref, atol=atol, rtol=0)
     # retrain a given architecture without searching (the CLI's --architecture)
     cli_main(["search", "--task", "mrpc", "--teacher", str(tiny_bert), "--out",
               str(tmp_path / "given"), "--architecture", str(out / "architecture.json"),

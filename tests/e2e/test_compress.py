@@ -12,6 +12,7 @@ from lmdistill import config as C
 from lmdistill.bench import bench, table
 from lmdistill.compress import onnx as O
 from lmdistill.compress import quantize as Q
+from lmdistill.data.sample_texts import BUILTIN
 from lmdistill.errors import ConfigError, ModelError
 from lmdistill.models import hub
 
@@ -200,13 +201,21 @@ def test_quantize_auto_real_backends_then_evaluate_and_bench(trained, tmp_path):
         if ok is None:  # every backend that works here was built, timed side by side
             assert meas[name].get("error") is None, meas[name]
             assert meas[name]["latency_ms"] > 0 and meas[name]["latency_ms_b1"] > 0
+            # ... and compared with FP32 on the timing sentences, with the numbers reported
+            assert rec["agreement"][name] == meas[name]["agreement"], name
+            assert meas[name]["agreement"]["n"] == 96 and rec["speed"][name]["by_batch"]
+            for t in meas[name]["timing"].values():
+                assert len(t["rounds_ms"]) == (1 if t["stopped_early"] else 5)
     assert meas["fp32"]["metric"] is not None and rec["metric"] == "accuracy"
-    # the choice is the fastest of those that ran and kept accuracy within a point
+    assert rec["accuracy_checks"] == ["agreement with FP32 on the timing sentences",
+                                      "accuracy on sst2 dev"]
+    # the choice is the fastest of those that ran, agreed with FP32 and kept accuracy within
+    # a point (forced: faster or not)
     ok = [n for n, m in meas.items() if n != "fp32" and not m.get("error")
+          and m["agreement"]["agreement"] >= Q.MIN_AGREEMENT
           and m.get("metric") is not None and 100 * (meas["fp32"]["metric"] - m["metric"]) <= 1]
     assert rec["method"] == min(ok, key=lambda n: meas[n]["latency_ms"])
-    assert rec["slower_than_fp32"] == (meas[rec["method"]]["latency_ms"] >=
-                                       meas["fp32"]["latency_ms"])
+    assert rec["slower_than_fp32"] == (not rec["speed"][rec["method"]]["faster"])
     saved = json.loads((out / Q.CHOICE_FILE).read_text())
     assert saved["method"] == rec["method"] and saved["machine"]["cpu"]["flags"] == hub_flags()
     assert not (tmp_path / "auto.candidates").exists()
@@ -220,7 +229,8 @@ def test_quantize_auto_real_backends_then_evaluate_and_bench(trained, tmp_path):
 def test_quantize_refuses_a_backend_slower_than_fp32(trained, tmp_path, monkeypatch):
     """With timings where FP32 wins (an AVX2-only CPU under torchao), nothing is written."""
     def fp32_wins(models, inputs, repeats=5, **kw):
-        return {n: {"latency_ms": 10.0 if n == "fp32" else 400.0, "runs": 1} for n in models}
+        return {n: {"latency_ms": 10.0 if n == "fp32" else 400.0, "runs": 5,
+                    "rounds_ms": [10.0 if n == "fp32" else 400.0] * 5} for n in models}
 
     monkeypatch.setattr(Q, "time_side_by_side", fp32_wins)
     out = tmp_path / "q"
@@ -243,3 +253,82 @@ def test_evaluate_without_labels_predicts_texts(trained, tmp_path, monkeypatch):
     f.write_text("a fine film\nawful\n")
     res = api.evaluate(str(trained), "sst2", texts_file=str(f), progress=False)
     assert res["examples"] == 2 and res["texts"] == f"texts file {f}"
+
+
+def _timings(fp32_ms, other_ms):
+    """A fake ``time_side_by_side``: FP32 and every other model at fixed, tight rounds."""
+    def fake(models, inputs, repeats=5, **kw):
+        out = {}
+        for n in models:
+            ms = fp32_ms if n == "fp32" else other_ms
+            out[n] = {"latency_ms": ms, "runs": 5,
+                      "rounds_ms": [ms * f for f in (0.99, 1.0, 1.01, 1.0, 0.995)]}
+        return out
+    return fake
+
+
+def _negate_head(folder):
+    """Corrupt a saved classifier: its head's weights negated, so every prediction flips."""
+    from safetensors.torch import load_file, save_file
+
+    f = folder / "model.safetensors"
+    w = load_file(str(f))
+    save_file({k: (-v if k.startswith("classifier.") else v) for k, v in w.items()}, str(f),
+              metadata={"format": "pt"})
+
+
+def test_quantize_without_a_task_refuses_a_backend_that_disagrees_with_fp32(
+        trained, tmp_path, monkeypatch):
+    """Issue 26 defect 5: without --task `auto` checked no accuracy, so a fast backend with
+    broken predictions was written. Now each backend's predictions are compared with FP32's
+    on the timing sentences; one that flips them is refused, force or not."""
+    monkeypatch.setattr(Q, "available_backends", lambda: {
+        b: None if b == "torch-dynamic-int8" else "left out by this test" for b in Q.BACKENDS})
+    monkeypatch.setattr(Q, "time_side_by_side", _timings(10.0, 5.0))  # reliably 2× faster
+    real_write = Q.write_quantized
+
+    def corrupt(src, dst, method):
+        info = real_write(src, dst, method)
+        _negate_head(dst)
+        return info
+
+    monkeypatch.setattr(Q, "write_quantized", corrupt)
+    out = tmp_path / "q"
+    for force in (False, True):
+        with pytest.raises(Q.QuantizationRefused, match="disagrees with FP32") as e:
+            Q.quantize(trained, out, "auto", max_length=48, force=force, progress=False,
+                       log=lambda m: None)
+        a = e.value.record["measurements"]["torch-dynamic-int8"]["agreement"]
+        assert a["n"] == len(BUILTIN) and a["agreement"] < 0.5 and a["max_abs_logit_diff"] > 0
+        assert not out.exists() and not (tmp_path / "q.candidates").exists()
+    # the same backend, not corrupted: agrees, is written, and the numbers are in the record
+    monkeypatch.setattr(Q, "write_quantized", real_write)
+    rec = Q.quantize(trained, out, "auto", max_length=48, progress=False, log=lambda m: None)
+    a = rec["agreement"]["torch-dynamic-int8"]
+    assert rec["method"] == "torch-dynamic-int8" and a["agreement"] >= Q.MIN_AGREEMENT
+    assert rec["accuracy_checks"] == ["agreement with FP32 on the timing sentences"]
+    assert rec["speed"]["torch-dynamic-int8"]["faster"]
+    saved = json.loads((out / Q.CHOICE_FILE).read_text())
+    assert saved["agreement"]["torch-dynamic-int8"] == a
+
+
+def test_quantize_keeps_fp32_when_the_gain_is_within_the_timing_noise(trained, tmp_path,
+                                                                      monkeypatch):
+    """Issue 26 defect 5: a bare median comparison called a 1% gain "faster"; rounds that
+    spread ±10% cannot resolve it, so nothing is written and the refusal says why."""
+    monkeypatch.setattr(Q, "available_backends", lambda: {
+        b: None if b == "torch-dynamic-int8" else "left out by this test" for b in Q.BACKENDS})
+
+    def noisy(models, inputs, repeats=5, **kw):
+        r = {"fp32": [100, 112, 91, 108, 95]}
+        return {n: {"latency_ms": 100.0 if n == "fp32" else 99.0, "runs": 5,
+                    "rounds_ms": r.get(n, [99, 110, 92, 106, 90])} for n in models}
+
+    monkeypatch.setattr(Q, "time_side_by_side", noisy)
+    with pytest.raises(Q.QuantizationRefused, match="within the timing noise") as e:
+        Q.quantize(trained, tmp_path / "q", "auto", max_length=48, progress=False,
+                   log=lambda m: None)
+    assert not (tmp_path / "q").exists()
+    sp = e.value.record["measurements"]["torch-dynamic-int8"]["speed"]  # why, with the numbers
+    assert not sp["faster"] and sp["by_batch"]["batch32"]["speedup"] > 1
+    assert sp["by_batch"]["batch32"]["low"] < 1
