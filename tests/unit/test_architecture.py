@@ -15,8 +15,8 @@ FLOORS = {
     "errors": 0, "names": 0, "schedules": 0, "cache": 0, "config": 1, "hardware": 1,
     "data": 2, "losses": 2, "mapping": 2, "models": 2, "report": 2,
     "teachers": 3, "train": 3,
-    "augment": 4, "methods": 5, "compress": 5, "bench": 5,
-    "api": 6, "demo": 7, "cli": 8, "__main__": 9, "__init__": 0,
+    "augment": 4, "methods": 5, "bench": 5, "compress": 6,
+    "api": 7, "demo": 8, "cli": 9, "__main__": 10, "__init__": 0,
 }
 #: within methods: the methods every other method may build on (KD is the base of all)
 METHOD_FLOORS = {"finetune": 0, "kd": 1, "mlm": 1, "lexical": 1, "evaluate": 1, "adabert": 2,
