@@ -335,6 +335,13 @@ class L2ASettings(Strict):
     source_mix: float = Field(0.5, ge=0, le=1, description="share of chains started from "
                                                            "source samples")
     selector_lr: float = Field(0.1, gt=0)
+    reward: Literal["influence", "metric"] = Field(
+        "influence", description="influence: each candidate's estimated effect on the held-out "
+                                 "target loss, known before the round acts (the selector fits "
+                                 "them); metric: the round's change of the held-out metric, "
+                                 "REINFORCE (the paper's)")
+    selector_steps: int = Field(50, ge=1, description="reward=influence: the selector's "
+                                                      "gradient steps per round")
     augmenter: Literal["l2a", "eda", "cbert", "none"] = Field(
         "l2a", description="l2a: generator + selector rounds; eda / cbert: the baseline in the "
                            "same rounds, augment_samples augmented rows spread over them, all "

@@ -1,5 +1,7 @@
 """The L2A part of a ``lmdistill l2a`` report: reward, kept fraction and the held-out target
-metric per round."""
+metric per round, and what the selector learned (keep probabilities of the candidates that
+help and of those that hurt, the influence of the kept and the dropped ones, the feature
+weights)."""
 
 from __future__ import annotations
 
@@ -32,9 +34,38 @@ def rounds_figure(summary: dict) -> bytes | None:
     return _png(fig)
 
 
+def selector_table(summary: dict) -> list[str]:
+    """Markdown rows: per round, the selector's keep probability for helpful (influence > 0)
+    and harmful candidates, the mean influence of the kept and dropped ones, and the weights
+    per feature."""
+    rows = [r for r in summary.get("rounds") or [] if isinstance(r.get("selector"), dict)
+            and "keep_prob_helpful" in r["selector"]]
+    if not rows:
+        return []
+
+    def f(x, fmt="{:.3f}"):
+        return "—" if x is None else fmt.format(x)
+
+    names = rows[0]["selector"].get("features") or [
+        f"f{i}" for i in range(len(rows[0]["selector"]["weights"]))]
+    out = ["| round | P(keep) helpful | P(keep) harmful | influence kept | influence dropped "
+           "| " + " | ".join(f"w {n}" for n in names) + " |",
+           "|---" * (5 + len(names)) + "|"]
+    for r in rows:
+        s = r["selector"]
+        out.append(f"| {r['round']} | {f(s['keep_prob_helpful'])} | "
+                   f"{f(s['keep_prob_harmful'])} | {f(s.get('influence_kept'), '{:.2e}')} | "
+                   f"{f(s.get('influence_dropped'), '{:.2e}')} | "
+                   + " | ".join(f"{w:+.2f}" for w in s["weights"]) + " |")
+    return out
+
+
 def write_l2a_report(out_dir: str | Path, summary: dict) -> dict:
     from .render import write_pipeline_report
 
     out = Path(out_dir)
+    table = selector_table(summary)
     return write_pipeline_report(out, f"lmdistill l2a — {out.name}", "L2A rounds",
-                                 [("rounds.png", "rounds", rounds_figure(summary))])
+                                 [("rounds.png", "rounds", rounds_figure(summary))],
+                                 markdown=(["What the selector learned, per round:", "", *table,
+                                            ""] if table else []))

@@ -48,6 +48,12 @@ def test_tiny_l2a_rounds_and_resume(tiny_bert, mlm, tmp_path):
     r1 = json.loads((st / "02-round-01" / "stage.json").read_text())["result"]
     assert r1["candidates"] == 8 and r1["kept"] == round(8 * r1["kept_fraction"])
     assert (tmp_path / "l2a" / "rounds.png").exists()
+    # the default reward: one influence estimate per candidate, fitted before the round acts;
+    # the report shows what the selector learned
+    sel = rounds[1]["selector"]
+    assert sel["steps"] == 50 and len(sel["weights"]) == len(sel["features"]) == 5
+    assert 0 <= sel["helpful"] <= 8
+    assert "What the selector learned" in (tmp_path / "l2a" / "report.md").read_text()
     again = api.l2a(_cfg(tmp_path, tiny_bert, mlm), resume=True)
     assert again["rounds"] == rounds and again["final"] == res["final"]
 

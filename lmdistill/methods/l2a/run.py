@@ -42,7 +42,7 @@ from ...train import runner
 from ...train.pipeline import Pipeline, Stage
 from ...train.predict import pooled_hidden_states, predict
 from .generator import Generator
-from .selector import FEATURES, Selector, candidate_features
+from .selector import FEATURES, Selector, candidate_features, influence_rewards
 
 SELECTOR_FILE = "selector.json"
 
@@ -56,9 +56,10 @@ def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _logits(model_dir: str, texts, max_length: int):
-    """The model's logits over ``texts`` (on the CPU), the model (on :func:`_device`), and the
-    encoded texts."""
+def _logits(model_dir: str, texts, max_length: int, head_inputs: bool = False):
+    """The model's logits over ``texts`` (on the CPU), the model (on :func:`_device`), the
+    encoded texts and, with ``head_inputs``, the input of its classifier layer per text [N, D]
+    (what :func:`~lmdistill.methods.l2a.selector.influence_rewards` needs)."""
     from ..finetune import model_inputs
 
     tok = hub.load_tokenizer(model_dir)
@@ -67,8 +68,38 @@ def _logits(model_dir: str, texts, max_length: int):
     enc = encode([Example(t[0] if isinstance(t, tuple) else t,
                           t[1] if isinstance(t, tuple) else None, None, i)
                   for i, t in enumerate(texts)], tok, max_length)
-    logits = predict(lambda b: m(**model_inputs(b)).logits, enc, device=dev)
-    return torch.from_numpy(logits).float(), m, enc
+    if not head_inputs:
+        logits = predict(lambda b: m(**model_inputs(b)).logits, enc, device=dev)
+        return torch.from_numpy(logits).float(), m, enc
+    head = _classifier_layer(m)
+    seen: list = []
+    hook = head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+
+    def both(b):  # [B, C + D]: logits and the classifier's input, in one pass
+        seen.clear()
+        z = m(**model_inputs(b)).logits
+        return torch.cat([z, seen[-1].reshape(len(z), -1)], -1)
+
+    try:
+        out = torch.from_numpy(predict(both, enc, device=dev)).float()
+    finally:
+        hook.remove()
+    c = m.config.num_labels
+    return out[:, :c], m, enc, out[:, c:]
+
+
+def _classifier_layer(model) -> torch.nn.Linear:
+    """The linear layer that makes a classifier's logits (BERT's ``classifier``, the last
+    ``nn.Linear`` with ``num_labels`` outputs otherwise)."""
+    head = getattr(model, "classifier", None)
+    if isinstance(head, torch.nn.Linear):
+        return head
+    lin = [x for x in model.modules() if isinstance(x, torch.nn.Linear)
+           and x.out_features == model.config.num_labels]
+    if not lin:
+        raise ConfigError("l2a.reward=influence needs a student whose logits come from a "
+                          "linear layer")
+    return lin[-1]
 
 
 def _where(res: dict) -> dict:
@@ -96,7 +127,7 @@ def _load_selector(sel: Selector, path: Path) -> None:
         sel.linear.weight.copy_(torch.tensor(d["weight"]))
         sel.linear.bias.copy_(torch.tensor(d["bias"]))
     sel.mean, sel.var = torch.tensor(d["mean"]), torch.tensor(d["var"])
-    sel.seen, sel.baseline = d["seen"], d["baseline"]
+    sel.seen, sel.baseline = d["seen"], d["baseline"] or 0.0
     opt = sel.opt.state_dict()
     opt["state"] = {int(k): {n: torch.tensor(v) for n, v in st.items()}
                     for k, st in d["opt_state"].items()}
@@ -185,12 +216,26 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
             centroid = state["centroid"]
             feats = candidate_features(t_logits, s_logits, emb, centroid,
                                        torch.tensor([c.origin == "source" for c in cands]))
-            actions = sel.act(feats)
+            fitted, influence = None, None
+            if s.reward == "influence":  # every candidate's own reward, before acting
+                _, _, _, h_c = _logits(prev["model"], texts, cfg.data.max_length, True)
+                held = _texts(reward_rows)
+                zs_r, _, _, h_r = _logits(prev["model"], held, cfg.data.max_length, True)
+                influence = influence_rewards(
+                    h_c, s_logits.softmax(-1), t_logits.softmax(-1), h_r, zs_r.softmax(-1),
+                    torch.tensor([e.label for e in reward_rows]))
+                fitted = sel.fit_rewards(feats, influence, s.selector_steps)
+            actions = sel.act(feats, update_stats=fitted is None)
             kept = [t for t, a in zip(texts, actions.tolist()) if a > 0]
             extra = [tuple(t) if isinstance(t, list) else t for t in prev["kept_texts"]] + kept
             res = student_run(ctx, prev["model"], extra)
             reward = res[primary] - prev["metric"]
-            upd = sel.update(feats, actions, reward)
+            upd = fitted if fitted is not None else sel.update(feats, actions, reward)
+            if influence is not None:
+                upd["features"] = list(FEATURES)
+                k = actions > 0
+                upd["influence_kept"] = float(influence[k].mean()) if k.any() else None
+                upd["influence_dropped"] = float(influence[~k].mean()) if (~k).any() else None
             _save_selector(sel, ctx.dir / SELECTOR_FILE)
             return {"round": r, "metric": res[primary], "reward": reward, **_where(res),
                     "kept": int(actions.sum()), "candidates": len(cands),
@@ -234,7 +279,7 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
     last = results[names[-1]]
     final = api_evaluate(last["model"], cfg)
     curve = [{k: results[nm].get(k) for k in
-              ("round", "metric", "reward", "kept_fraction", "kept_total")} for nm in names]
+              ("round", "metric", "reward", "kept_fraction", "kept_total", "selector")} for nm in names]
     summary = {"task": target.name, "source": source.name, "primary": primary,
                "augmenter": s.augmenter, "kept_total": last.get("kept_total", 0),
                "target_rows": len(fit), "reward_rows": len(reward_rows),
