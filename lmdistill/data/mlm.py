@@ -9,6 +9,13 @@ Corpora (``mlm:<name>`` as a task; several joined with ``+``, e.g. ``mlm:wikitex
 ``nltk-<name>``     a corpus zip under ``text/nltk/`` (``inaugural``, ``state_union``,
                     ``genesis``, ``shakespeare``): every text member, one line a line
 ``sst2-text``       the SST-2 training sentences (more real English, from the task files)
+``reviews``         the review domain: the training texts of the four Amazon domains, SST-2
+                    and RT, less any text that is also an evaluation row of one of them (SST-2
+                    was built from RT's sentences: RT's training rows hold SST-2 dev ones)
+``questions``       the question domain: the CIKM query pairs' sentences and CLINC150's
+                    training intents, less their evaluation rows
+``literature``      Tiny Shakespeare and the NLTK Genesis, Inaugural and State-of-the-Union
+                    texts (= ``shakespeare+nltk-genesis+nltk-inaugural+nltk-state_union``)
 a path              a ``.txt`` file or a folder of them: one document or sentence a line
 ==================  ===========================================================================
 
@@ -33,7 +40,12 @@ from ..errors import DataError
 from .collate import IGNORE_INDEX, Encoded
 
 CORPORA = ("wikitext2", "shakespeare", "nltk-inaugural", "nltk-state_union", "nltk-genesis",
-           "nltk-shakespeare", "sst2-text")
+           "nltk-shakespeare", "sst2-text", "reviews", "questions", "literature")
+#: the domains of issue 31's masked-LM teachers: corpus -> the tasks whose train texts make it
+DOMAIN_TASKS = {"reviews": ("amazon-books", "amazon-dvd", "amazon-electronics",
+                            "amazon-kitchen", "sst2", "rt"),
+                "questions": ("cikm", "clinc150")}
+ALIASES = {"literature": "shakespeare+nltk-genesis+nltk-inaugural+nltk-state_union"}
 
 
 def is_mlm_task(name: str | None) -> bool:
@@ -48,11 +60,15 @@ def _nltk_lines(path: Path) -> Iterator[str]:
             yield from z.read(member).decode("utf-8", errors="replace").splitlines()
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
 def corpus_lines(spec: str, data_dir: str | Path | None = None) -> Iterator[str]:
     """The non-blank lines of a corpus (see the module doc), streamed."""
     from .registry import data_dir as resolve
 
-    for part in spec.split("+"):
+    for part in "+".join(ALIASES.get(x, x) for x in spec.split("+")).split("+"):
         p = Path(part).expanduser()
         if p.exists():
             files = sorted(p.rglob("*.txt")) if p.is_dir() else [p]
@@ -83,6 +99,18 @@ def corpus_lines(spec: str, data_dir: str | Path | None = None) -> Iterator[str]
 
             for e in get_task("sst2", data_dir=data_dir).load("train"):
                 yield e.text_a
+        elif part in DOMAIN_TASKS:
+            from .registry import get_task
+
+            tasks = [get_task(name, data_dir=data_dir) for name in DOMAIN_TASKS[part]]
+            held = {_norm(t) for task in tasks for split in task.splits
+                    if split not in ("train", "all")  # "all": train + dev (the Amazon domains)
+                    for e in task.load(split) for t in (e.text_a, e.text_b) if t}
+            for task in tasks:
+                for e in task.load("train"):
+                    for t in (e.text_a, e.text_b):
+                        if t and _norm(t) not in held:
+                            yield t
         else:
             raise DataError(f"unknown corpus '{part}'; known: {', '.join(CORPORA)}, or a .txt "
                             "file / folder")

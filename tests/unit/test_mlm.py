@@ -199,3 +199,26 @@ def test_strategies_refuse_what_cannot_apply():
              "labels": torch.tensor([[-100, 1]])}
     assert_close(w(batch).weights, torch.tensor([[0.25, 0.75]]))
     assert np.isclose(float(w(batch).logits.shape[1]), 1)
+
+
+def test_domain_corpora_hold_their_tasks_training_text_only(data_dir):
+    """Issue 31's teacher domains: ``reviews`` and ``questions`` are their tasks' training
+    texts less any evaluation row of those tasks (SST-2's dev sentences are in RT's training
+    rows: they must not reach a teacher whose student is then evaluated on SST-2);
+    ``literature`` the literary texts."""
+    from lmdistill.data.mlm import DOMAIN_TASKS, _norm, corpus_lines
+    from lmdistill.data.tasks import get_task
+
+    for corpus, names in DOMAIN_TASKS.items():
+        lines = list(corpus_lines(corpus, data_dir))
+        tasks = [get_task(n, data_dir=data_dir) for n in names]
+        held = {_norm(t) for task in tasks for sp in task.splits if sp not in ("train", "all")
+                for e in task.load(sp) for t in (e.text_a, e.text_b) if t}
+        train = [t for task in tasks for e in task.load("train") for t in (e.text_a, e.text_b)
+                 if t]
+        assert len(lines) == sum(_norm(t) not in held for t in train) > 10000, corpus
+        assert not held & {_norm(t) for t in lines}
+    sst2_dev = {_norm(e.text_a) for e in get_task("sst2", data_dir=data_dir).load("dev")}
+    assert not sst2_dev & {_norm(t) for t in corpus_lines("reviews", data_dir)}
+    lit = list(corpus_lines("literature", data_dir))
+    assert lit[0] == "First Citizen:" and len(lit) > 50000
