@@ -222,19 +222,21 @@ def _load(path: Path) -> dict[str, np.ndarray]:
     return load_file(str(path))
 
 
-def build_sense_vectors(out: str | Path, encoder: str = "minilm-l6", corpus: str = "semcor",
+def build_sense_vectors(out: str | Path, encoder: str = "minilm-l6", corpus="semcor",
                         data_dir=None, holdout: float = 0.05, seed: int = 0,
                         max_length: int = 512, batch_tokens: int = 8192,
                         chunk_sentences: int = 2000, progress: bool = False,
                         encode=None) -> dict:
-    """One encoder pass over ``corpus`` (SemCor, or any Raganato set for tests) → the folder
-    ``out`` (see the module docstring). ``encode``: a :class:`TokenEncoder`-like callable
+    """One encoder pass over ``corpus`` (SemCor, any Raganato set name, or a ``(sentences,
+    gold)`` pair; documents are the first part of sentence ids) → the folder ``out`` (see the
+    module docstring). ``encode``: a :class:`TokenEncoder`-like callable
     (default: ``TokenEncoder(encoder)``). Returns the index (without the key list)."""
     out = Path(out)
     if (out / "index.json").exists():
         return _index(out)
     t0 = time.time()
-    sents, gold = evaluation_set(corpus, data_dir)
+    sents, gold = (evaluation_set(corpus, data_dir) if isinstance(corpus, str) else corpus)
+    corpus = corpus if isinstance(corpus, str) else "given"
     enc = encode or TokenEncoder(encoder, max_length, batch_tokens)
     docs = sorted({s.id.split(".")[0] for s in sents})
     n_held = int(round(holdout * len(docs))) if holdout > 0 else 0
@@ -574,7 +576,7 @@ def tune(folder: str | Path, data_dir=None, progress: bool = False, grid: dict |
                                           "backoff": back})
     best = max(table, key=lambda x: x["f1"])  # max keeps the first of equal F1s
     ix = json.loads((t.dir / "index.json").read_text())
-    ix["choice"] = {k: best[k] for k in asdict(Choice())}
+    ix["choice"] = {k: list(best[k]) if k == "layers" else best[k] for k in asdict(Choice())}
     (t.dir / "index.json").write_text(json.dumps(ix))
     mfs = {i: c[0] for i, c in zip(ids, cands)}
     return {"choice": ix["choice"], "heldout_f1": best["f1"],
@@ -620,3 +622,13 @@ def evaluate_lmms(folder: str | Path, sets=("SE2", "SE3", "SE07", "SE13", "SE15"
                               "mfs": split_by_candidates(gold, mfs, nc)}}
     out["sets"] = {n: out["sets"][n] for n in sets}
     return out
+
+
+def prepare(folder: str | Path, encoder: str = "minilm-l6", data_dir=None,
+            holdout: float = 0.05, seed: int = 0, progress: bool = False) -> dict:
+    """The teacher folder ready to score: built from SemCor with ``encoder`` when it has no
+    vectors yet, tuned on its held-out part when it has no choice yet. Returns its index."""
+    build_sense_vectors(folder, encoder, "semcor", data_dir, holdout, seed, progress=progress)
+    if not _index(Path(folder)).get("choice"):
+        tune(folder, data_dir, progress)
+    return _index(Path(folder))
