@@ -63,11 +63,13 @@ def lmms_teacher() -> None:
     torch.set_num_threads(a.threads)
     t0 = time.time()
     out = Path(a.root) / f"lmms-{a.encoder.replace('/', '_')}-h{a.holdout}-s{a.seed}"
+    reused = (out / "index.json").exists()  # built by an earlier run: its build time is old
     build = lmms.build_sense_vectors(out, a.encoder, holdout=a.holdout, seed=a.seed)
     params = count_params(AutoModel.from_pretrained(hub.resolve(a.encoder)))
     tuning = lmms.tune(out)
     base = {"unit": "lmms-teacher", "encoder": a.encoder, "params": params,
             "threads": torch.get_num_threads(), "sense_vectors": str(out),
+            "reused_vectors": reused,
             "build": {k: v for k, v in build.items() if k != "heldout_documents"}}
     write_result("wsd_lmms_tuning", {**base, "tuning": tuning,
                                      "wall_seconds": round(time.time() - t0, 1)}, cmd)

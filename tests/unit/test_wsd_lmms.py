@@ -130,6 +130,8 @@ def test_teacher_picks_the_sense_the_context_word_sets(tmp_path, cache, data_dir
     assert cands[0][:2] == [SHORE, BANK_FIN] and len(cands[0]) == 10
     pred, back = t.predict(ids, q, cands)
     assert pred == {"x.s0.t0": BANK_FIN, "x.s1.t0": SHORE} and back == 0
+    # centred on the mean SemCor token vector: the same answers
+    assert t.predict(ids, q, cands, Choice(layers=(0,), center="global"))[0] == pred
     # coverage "semcor": the 8 other senses of bank have no vector and cannot win
     pred, _ = t.predict(ids, q, cands, Choice(layers=(0,), coverage="semcor"))
     assert pred == {"x.s0.t0": BANK_FIN, "x.s1.t0": SHORE}

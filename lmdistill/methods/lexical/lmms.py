@@ -27,7 +27,9 @@ g_j the gloss vector (beta = 1 is LMMS's concatenation of normalised vectors) an
 add-one smoothed SemCor counts of the vectors' own tokens. The highest s_j wins (ties: the more
 frequent WordNet sense); when no candidate has a vector, the back-off is WordNet's first
 sense. Layers ``layers`` (hidden-state indices) are combined by ``sum`` or ``concat`` (of
-L2-normalised layers). All choices are tuned on the held-out SemCor documents
+L2-normalised layers), optionally after subtracting the mean SemCor token vector from every
+vector (``center="global"``: the encoder's shared direction, which makes all cosines high).
+All choices are tuned on the held-out SemCor documents
 (:func:`tune`), then the final vectors use all of SemCor.
 
 Files (a folder, never pickles): ``index.json`` (encoder, keys, held-out instances, the tuned
@@ -295,6 +297,7 @@ class Choice:
     pool: str = "lemma"
     beta: float = 0.0
     w: float = 0.0
+    center: str = "none"
 
 
 class SenseTeacher:
@@ -331,6 +334,8 @@ class SenseTeacher:
         self.keys, self.counts = keys, counts
         self.row = {k: i for i, k in enumerate(keys)}
         self.means = sums / np.maximum(counts, 1)[:, None, None]
+        #: the mean SemCor token vector per hidden state (``center="global"`` subtracts it)
+        self.mean_token = sums.sum(0) / max(int(counts.sum()), 1)
         self._prop: dict[str, np.ndarray | None] = {}
         self._gloss = self._load_gloss()
 
@@ -452,7 +457,8 @@ class SenseTeacher:
     def rows(self, queries: np.ndarray, cands: list[list[str]], choice: Choice) -> dict:
         """The per-candidate cosines and log priors of every instance, flattened
         (``offsets`` delimit each instance's rows)."""
-        q = _unit(combine_layers(queries.astype(np.float32), choice.layers, choice.combine))
+        m = self.mean_token if choice.center == "global" else 0.0
+        q = _unit(combine_layers(queries.astype(np.float32) - m, choice.layers, choice.combine))
         uniq = sorted({k for ks in cands for k in ks})
         u = {k: i for i, k in enumerate(uniq)}
         H, d = self.ix["n_states"], self.ix["dim"]
@@ -468,8 +474,8 @@ class SenseTeacher:
             gi = self._gloss.get(k)
             if gi is not None:
                 glo[i], has_g[i] = self._gvec[gi, p], True
-        cov = _unit(combine_layers(cov, choice.layers, choice.combine))
-        glo = _unit(combine_layers(glo, choice.layers, choice.combine))
+        cov = _unit(combine_layers(cov - m, choice.layers, choice.combine))
+        glo = _unit(combine_layers(glo - m, choice.layers, choice.combine))
         ku = np.array([u[k] for ks in cands for k in ks], np.int64)
         qi = np.repeat(np.arange(len(cands)), [len(ks) for ks in cands])
         cc = np.empty(len(ku))
@@ -520,7 +526,8 @@ class SenseTeacher:
 
 # ------------------------------------------------------------------ tuning and evaluation
 LAYER_GRID = ((-1,), (-2,), (-3,), (-2, -1), (-4, -3, -2, -1), "all")
-GRID = {"combine": ("sum", "concat"), "coverage": COVERAGES, "pool": POOLS,
+GRID = {"center": ("none", "global"), "combine": ("sum", "concat"), "coverage": COVERAGES,
+        "pool": POOLS,
         "beta": (0.0, 0.25, 0.5, 1.0, 2.0), "w": (0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)}
 
 
@@ -563,14 +570,14 @@ def tune(folder: str | Path, data_dir=None, progress: bool = False, grid: dict |
             if combine == "concat" and len(layers) == 1:
                 continue
             for coverage in grid["coverage"]:
-                for pool in grid["pool"]:
-                    base = Choice(tuple(layers), combine, coverage, pool)
+                for pool, center in [(p, c) for p in grid["pool"] for c in grid["center"]]:
+                    base = Choice(tuple(layers), combine, coverage, pool, center=center)
                     r = t.rows(hv, cands, base)
                     for beta in grid["beta"]:
                         if pool != grid["pool"][0] and beta == 0 and coverage != "synset+gloss":
                             continue  # the pool does not matter then
                         for w in grid["w"]:
-                            c = Choice(tuple(layers), combine, coverage, pool, beta, w)
+                            c = Choice(tuple(layers), combine, coverage, pool, beta, w, center)
                             pred, back = t.predict(ids, hv, cands, c, r)
                             table.append({**asdict(c), "f1": score(gold, pred)["f1"],
                                           "backoff": back})
