@@ -472,7 +472,7 @@ def metakd_section(res: dict) -> list[str]:
 
 def wsd_section(res: dict) -> list[str]:
     rows = {k[4:]: r for k, r in res.items() if k.startswith("wsd_")
-            and not k.startswith("wsd_prior_")}
+            and not k.startswith(("wsd_prior_", "wsd_lmms_"))}
     priors = {k[len("wsd_prior_"):]: r for k, r in res.items() if k.startswith("wsd_prior_")}
     if not rows:
         return []
@@ -515,6 +515,43 @@ def wsd_section(res: dict) -> list[str]:
                 "hidden-state KD, α 0.5, τ 2."]
     any_r = trained[0] if trained else next(iter(rows.values()))
     out += ["", f"Machine: {machine_line(any_r)}.", ""]
+    return out + lmms_section(res, sets)
+
+
+def lmms_section(res: dict, sets: list[str]) -> list[str]:
+    """The nearest-neighbour (LMMS-style) sense teacher (issue 28): F1 per set with MFS on the
+    same instances, and ALL split by number of candidates."""
+    r = res.get("wsd_lmms_teacher")
+    if not r:
+        return []
+    c = r["choice"]
+
+    def cell(k, s):
+        return f"{100 * r['sets'][s][k]['f1']:.1f}" if s in r["sets"] else "—"
+
+    out = ["### Nearest-neighbour sense teacher (LMMS-style)", "",
+           "| model | params | " + " | ".join(sets) + " | ALL ≤4 cand. | ALL >4 cand. |",
+           "|---|---|" + "---|" * (len(sets) + 2)]
+    for name, k in ((f"NN teacher ({r['encoder']})", "model"), ("MFS", "mfs")):
+        bc = r["sets"].get("ALL", {}).get("by_candidates", {}).get(k, {})
+        split = [f"{100 * bc[x]['f1']:.1f}" if x in bc else "—" for x in ("le4", "gt4")]
+        p = f"{r['params'] / 1e6:.1f}M" if k == "model" else "—"
+        out.append(f"| {name} | {p} | " + " | ".join(cell(k, s) for s in sets) + " | "
+                   + " | ".join(split) + " |")
+    n = r["sets"].get("ALL", {}).get("by_candidates", {}).get("model", {})
+    out += ["", f"Sense vectors: means of SemCor token vectors (wordpieces averaged) from one "
+            f"encoder pass, {r['build']['holdout']:.0%} of SemCor documents held out (seed "
+            f"{r['build']['seed']}) to tune every choice: hidden states {c['layers']} "
+            f"({c['combine']}), coverage `{c['coverage']}`, gloss pooling `{c['pool']}`, gloss "
+            f"weight β = {c['beta']:g}, prior weight w = {c['w']:g} (held-out F1 "
+            f"{100 * r['heldout_f1']:.1f} vs MFS {100 * r['heldout_mfs_f1']:.1f}, an optimistic "
+            "MFS there: WordNet's sense order counts these SemCor documents); the final "
+            "vectors use all of SemCor; back-off to WordNet's first sense when no candidate has "
+            "a vector. No evaluation set was used for any choice."
+            + (f" ALL instances with ≤4 / >4 candidates: {n['le4']['instances']:,} / "
+               f"{n['gt4']['instances']:,}." if n else ""),
+            "", f"Command: `{r['command']}`, {r['wall_seconds'] / 60:.0f} min wall, "
+            f"{r['threads']} thread(s). Machine: {machine_line(r)}.", ""]
     return out
 
 

@@ -5,6 +5,14 @@ from it (logit + hidden KD) and the same student trained directly; with paramete
 
     .venv/bin/python benchmarks/wsd.py --instances 20000 --threads 2
 
+``--unit lmms-teacher`` (issue 28, part 1) instead builds the LMMS-style nearest-neighbour
+sense teacher (:mod:`lmdistill.methods.lexical.lmms`): one encoder pass over SemCor with 5% of
+its documents held out (seeded), every choice tuned on that held-out part, then the official F1
+on the six sets with MFS beside it and the ≤4 / >4 candidates split, into
+``wsd_lmms_tuning.json`` (as soon as tuning ends) and ``wsd_lmms_teacher.json``:
+
+    .venv/bin/python benchmarks/wsd.py --unit lmms-teacher --threads 1
+
 Rows already in results/ are skipped (``wsd_<row>.json``). ``--prior`` then scores each trained
 row's model again as ``s + w·log prior(sense)`` (WordNet's tagged counts), with w chosen on SE07
 from the grid below, into ``wsd_prior_<row>.json``.
@@ -35,8 +43,50 @@ ap.add_argument("--root", default="runs/bench/wsd")
 ap.add_argument("--only", default="mfs,teacher,student-direct,student-kd")
 ap.add_argument("--prior", action="store_true", help="score the trained rows again combined "
                 "with WordNet's sense prior, its weight chosen on SE07 (wsd_prior_<row>.json)")
+ap.add_argument("--unit", default=None, help="lmms-teacher: the nearest-neighbour sense teacher "
+                "(issue 28) instead of the gloss rows")
+ap.add_argument("--encoder", default="minilm-l6")
+ap.add_argument("--holdout", type=float, default=0.05)
+ap.add_argument("--seed", type=int, default=0)
 a = ap.parse_args()
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
+
+
+def lmms_teacher() -> None:
+    import time
+
+    import torch
+    from transformers import AutoModel
+
+    from lmdistill.methods.lexical import lmms
+
+    torch.set_num_threads(a.threads)
+    t0 = time.time()
+    out = Path(a.root) / f"lmms-{a.encoder.replace('/', '_')}-h{a.holdout}-s{a.seed}"
+    reused = (out / "index.json").exists()  # built by an earlier run: its build time is old
+    build = lmms.build_sense_vectors(out, a.encoder, holdout=a.holdout, seed=a.seed)
+    params = count_params(AutoModel.from_pretrained(hub.resolve(a.encoder)))
+    tuning = lmms.tune(out)
+    base = {"unit": "lmms-teacher", "encoder": a.encoder, "params": params,
+            "threads": torch.get_num_threads(), "sense_vectors": str(out),
+            "reused_vectors": reused,
+            "build": {k: v for k, v in build.items() if k != "heldout_documents"}}
+    write_result("wsd_lmms_tuning", {**base, "tuning": tuning,
+                                     "wall_seconds": round(time.time() - t0, 1)}, cmd)
+    res = lmms.evaluate_lmms(out)
+    train_only = lmms.evaluate_lmms(out, vectors="train")
+    write_result("wsd_lmms_teacher", {
+        **base, "choice": tuning["choice"], "heldout_f1": tuning["heldout_f1"],
+        "heldout_mfs_f1": tuning["heldout_mfs_f1"], **res,
+        "train_vectors_f1": {n: r["model"]["f1"] for n, r in train_only["sets"].items()},
+        "wall_seconds": round(time.time() - t0, 1)}, cmd)
+
+
+if a.unit == "lmms-teacher":
+    lmms_teacher()
+    sys.exit(0)
+elif a.unit is not None:
+    sys.exit(f"unknown --unit {a.unit}: lmms-teacher")
 root, task = Path(a.root), f"gloss:{a.instances}"
 common = {"data.task": task, "data.max_length": 96, "train.batch_size": 32,
           "train.epochs": a.epochs, "train.num_threads": a.threads, "train.progress": False,

@@ -102,10 +102,18 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
 def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", "ALL"),
                  data_dir: str | None = None, batch_size: int = 128, max_length: int = 128,
                  progress: bool = False, prior_weights: tuple[float, ...] = (),
-                 tune_on: str = "SE07") -> dict:
+                 tune_on: str = "SE07", sense_vectors: str | None = None,
+                 encoder: str = "minilm-l6") -> dict:
     """``lmdistill wsd`` (see :func:`lmdistill.methods.lexical.wsd.evaluate_wsd`); with
     ``prior_weights`` also the sense-prior combination, its weight tuned on ``tune_on``
-    (``res["prior_tuned"]``)."""
+    (``res["prior_tuned"]``). ``sense_vectors``: instead, the nearest-neighbour sense teacher
+    in that folder (built from SemCor with ``encoder`` and tuned on held-out SemCor when
+    empty; :mod:`lmdistill.methods.lexical.lmms`)."""
+    if sense_vectors is not None:
+        from .methods.lexical import lmms
+
+        lmms.prepare(sense_vectors, encoder, data_dir, progress=progress)
+        return lmms.evaluate_lmms(sense_vectors, sets, data_dir, progress=progress)
     from .methods.lexical.wsd import evaluate_wsd as run
     from .methods.lexical.wsd import tune_prior
 

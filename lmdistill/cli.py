@@ -198,15 +198,21 @@ def wsd(
         None, help="also score model + w * log sense prior for these w (comma list), w "
                    "chosen on --tune-on"),
     tune_on: str = typer.Option("SE07", help="the dev set the prior weight is chosen on"),
+    sense_vectors: Optional[str] = typer.Option(
+        None, help="score the nearest-neighbour (LMMS) sense teacher in this folder instead; "
+                   "an empty one is built from SemCor with --encoder and tuned on held-out "
+                   "SemCor documents"),
+    encoder: str = typer.Option("minilm-l6", help="the encoder of a new --sense-vectors"),
 ):
-    """Word-sense disambiguation F1 (official scorer) of a gloss classifier on the Raganato
-    evaluation sets, next to the most-frequent-sense baseline."""
+    """Word-sense disambiguation F1 (official scorer) of a gloss classifier (or a
+    nearest-neighbour sense teacher) on the Raganato evaluation sets, next to the
+    most-frequent-sense baseline."""
     from . import api
 
     ws = tuple(float(x) for x in prior_weights.split(",")) if prior_weights else ()
     res = api.evaluate_wsd(model, [x.strip() for x in sets.split(",") if x.strip()], data_dir,
                            batch_size, max_length, progress=True, prior_weights=ws,
-                           tune_on=tune_on)
+                           tune_on=tune_on, sense_vectors=sense_vectors, encoder=encoder)
     if output:
         from pathlib import Path
 
