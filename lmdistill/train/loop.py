@@ -64,6 +64,7 @@ class TrainState:
     last_eval_step: int = -1
     should_stop: bool = False
     streams: dict = None         # extra stream name -> [epoch, position]
+    precision: dict = None       # mixed_precision=auto on a CPU: the choice and its timings
 
     def __post_init__(self):
         if self.streams is None:
@@ -75,8 +76,10 @@ class TrainState:
 
 
 def resolve_mixed_precision(mode: str = "auto", cpu: bool | None = None) -> str:
-    """``auto`` -> ``bf16`` on a CUDA GPU that supports it, else ``no`` (the CPU trains in
-    fp32: bf16 autocast there is slower on most CPUs and changes results). ``fp16`` needs CUDA."""
+    """The precision an accelerator is created with. ``auto`` -> ``bf16`` on a CUDA GPU that
+    supports it, else ``no``; on a CPU with bf16 arithmetic the :class:`Trainer` then times
+    both (:func:`probe_cpu_precision`) and switches to bf16 where it is
+    :data:`BF16_MIN_SPEEDUP`× faster. ``fp16`` needs CUDA."""
     cpu = (not torch.cuda.is_available()) if cpu is None else cpu
     if mode not in ("auto", "no", "fp16", "bf16"):
         raise ConfigError(f"train.mixed_precision must be auto, no, fp16 or bf16, not '{mode}'")
@@ -85,6 +88,112 @@ def resolve_mixed_precision(mode: str = "auto", cpu: bool | None = None) -> str:
     if mode == "fp16" and cpu:
         raise ConfigError("train.mixed_precision=fp16 needs a CUDA GPU; use bf16 or no on a CPU")
     return mode
+
+
+# train.mixed_precision=auto on a bf16 CPU takes bf16 when a training step is this much faster
+BF16_MIN_SPEEDUP = 1.3
+
+
+def choose_cpu_precision(fp32_s: float, bf16_s: float,
+                         min_speedup: float | None = None) -> str:
+    """The rule of ``auto`` on a bf16 CPU: ``"bf16"`` when a training step takes at most
+    1/``min_speedup`` of the fp32 step's time (default :data:`BF16_MIN_SPEEDUP`), else
+    ``"no"`` (fp32). Missing or non-positive timings give fp32."""
+    min_speedup = BF16_MIN_SPEEDUP if min_speedup is None else min_speedup
+    if not (math.isfinite(fp32_s) and math.isfinite(bf16_s)) or fp32_s <= 0 or bf16_s <= 0:
+        return "no"
+    return "bf16" if fp32_s / bf16_s >= min_speedup else "no"
+
+
+@contextlib.contextmanager
+def preserved_state(module: torch.nn.Module):
+    """Run a block that trains ``module`` and leave no trace: every parameter and buffer
+    value, every ``.grad``, every submodule's train/eval mode and the torch, Python and NumPy
+    RNG streams are as they were afterwards (the tensors themselves are kept, so optimizers
+    holding them are unaffected)."""
+    import random
+
+    import numpy as np
+
+    tensors = [(t, t.detach().clone()) for t in
+               list(module.parameters()) + list(module.buffers())]
+    grads = [(p, None if p.grad is None else p.grad.detach().clone())
+             for p in module.parameters()]
+    modes = [(m, m.training) for m in module.modules()]
+    rng = (torch.get_rng_state(), random.getstate(), np.random.get_state())
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for t, saved in tensors:
+                t.copy_(saved)
+        for p, g in grads:
+            p.grad = g
+        for m, mode in modes:
+            m.training = mode
+        torch.set_rng_state(rng[0])
+        random.setstate(rng[1])
+        np.random.set_state(rng[2])
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+
+
+def probe_cpu_precision(objective: torch.nn.Module, batch: dict, lr: float = 1e-5,
+                        max_grad_norm: float | None = 1.0, min_pairs: int = 2,
+                        max_pairs: int = 5, budget_s: float = 10.0,
+                        min_speedup: float | None = None) -> dict:
+    """Time training steps (forward, backward, gradient clipping, an AdamW step) of
+    ``objective`` on ``batch`` in fp32 and under CPU bf16 autocast (what Accelerate does with
+    ``mixed_precision=bf16``), and choose by :func:`choose_cpu_precision`.
+
+    One warm-up step of each, then pairs of steps with the order alternating (fp32, bf16),
+    (bf16, fp32), ... : at least ``min_pairs``, more while under ``budget_s`` seconds, at most
+    ``max_pairs``; medians are compared. The steps use their own optimizer and
+    :func:`preserved_state`: the objective's weights, gradients and modes and the RNG streams
+    are untouched. Returns ``{"choice", "fp32_step_s", "bf16_step_s", "speedup",
+    "pairs", "probe_s", "min_speedup", "batch_shape"}``."""
+    import statistics
+
+    params = [p for p in objective.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the objective has no trainable parameters")
+    t_start = time.perf_counter()
+
+    def step(bf16: bool) -> float:
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = objective(batch)["loss"]
+        loss.float().backward()
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return time.perf_counter() - t
+
+    times = {False: [], True: []}
+    with preserved_state(objective):
+        for p in params:
+            p.grad = None
+        objective.train()
+        opt = torch.optim.AdamW(params, lr=lr)
+        step(False)
+        step(True)  # warm-up: allocations, oneDNN kernels
+        pairs = 0
+        while pairs < min_pairs or (pairs < max_pairs
+                                    and time.perf_counter() - t_start < budget_s):
+            for bf16 in ((False, True) if pairs % 2 == 0 else (True, False)):
+                times[bf16].append(step(bf16))
+            pairs += 1
+        del opt
+    fp32_s, bf16_s = statistics.median(times[False]), statistics.median(times[True])
+    min_speedup = BF16_MIN_SPEEDUP if min_speedup is None else min_speedup
+    shape = next((list(v.shape) for k, v in batch.items() if k == "input_ids"), None)
+    return {"choice": choose_cpu_precision(fp32_s, bf16_s, min_speedup),
+            "fp32_step_s": round(fp32_s, 4), "bf16_step_s": round(bf16_s, 4),
+            "speedup": round(fp32_s / bf16_s, 3), "pairs": pairs,
+            "probe_s": round(time.perf_counter() - t_start, 2), "min_speedup": min_speedup,
+            "batch_shape": shape}
 
 
 def make_accelerator(mixed_precision: str = "no"):
@@ -257,6 +366,8 @@ class Trainer:
         if self.is_main and self.config_yaml is not None:
             (self.output_dir / "config.yaml").write_text(self.config_yaml)
 
+        self._choose_precision()  # may replace the accelerator (auto on a bf16 CPU)
+        acc = self.accelerator
         names = list(optimizers)
         prepared = acc.prepare(self.objective, *optimizers.values())
         self.model = prepared[0]
@@ -324,7 +435,76 @@ class Trainer:
         return {"step": self.state.step, "epoch": self.state.epoch_float,
                 "examples_seen": int(seen), "world_size": acc.num_processes,
                 "train_seconds": round(self.state.train_seconds, 2),
-                "train_examples_per_s": round(seen / max(self.state.train_seconds, 1e-9), 2)}
+                "train_examples_per_s": round(seen / max(self.state.train_seconds, 1e-9), 2),
+                "mixed_precision": acc.mixed_precision, "precision": self.state.precision}
+
+    # ----------------------------------------------------------------- precision
+    def _probe_batch(self) -> dict:
+        """A real batch of the run for the precision probe: of the full-size (micro-)batches of
+        the first epoch, the one of median padded length."""
+        batches = [b for g in self._epoch_groups(0) for b in g]
+        size = max(len(b) for b in batches)
+        lengths = self.train_data.lengths
+        full = sorted((b for b in batches if len(b) == size),
+                      key=lambda b: (max(lengths[i] for i in b), b[0]))
+        idx = full[len(full) // 2]
+        return {k: v.to(self.accelerator.device)
+                for k, v in self.collate_fn(self.train_data, idx).items()}
+
+    def _choose_precision(self) -> None:
+        """``train.mixed_precision=auto`` on a CPU: fp32, unless the CPU has bf16 arithmetic
+        and a bf16 training step of this run's objective on one of its batches is
+        :data:`BF16_MIN_SPEEDUP`× faster (:func:`probe_cpu_precision`, which leaves weights
+        and RNG untouched). The choice and both timings go to the log, the checkpoints (a
+        resumed run keeps it), ``metrics.jsonl`` and the result. Explicit settings and CUDA
+        keep the accelerator as it was made."""
+        from ..hardware import BF16_FLAGS, ISA_FLAGS, cpu_has_bf16, cpu_info, machine_info, \
+            machine_line
+
+        acc, cfg = self.accelerator, self.cfg
+        if cfg.mixed_precision != "auto" or acc.device.type != "cpu":
+            return
+        rec = self.state.precision
+        if rec is not None:
+            self.print(f"train.mixed_precision=auto: {_precision_name(rec['choice'])}, as "
+                       "chosen when this run started")
+        elif not cpu_has_bf16():
+            rec = {"choice": "no", "reason": "the CPU reports no AVX-512-BF16 or AMX-BF16"}
+        else:
+            hook = getattr(self.objective, "on_step_begin", None)
+            if hook is not None:
+                hook(self.state.step, self.total_steps)
+            try:
+                rec = probe_cpu_precision(self.objective, self._probe_batch(), lr=cfg.lr,
+                                          max_grad_norm=cfg.max_grad_norm)
+            except Exception as e:  # noqa: BLE001 - said in the log and the result
+                rec = {"choice": "no", "fp32_step_s": None, "bf16_step_s": None,
+                       "reason": f"the probe failed: {type(e).__name__}: {e}"}
+            if acc.num_processes > 1:  # every rank must take the same precision (a failed
+                # probe anywhere -> NaN -> fp32 everywhere)
+                t = acc.reduce(torch.tensor(
+                    [float("nan") if rec[k] is None else rec[k]
+                     for k in ("fp32_step_s", "bf16_step_s")],
+                    dtype=torch.float64, device=acc.device), "mean").tolist()
+                rec["choice"] = choose_cpu_precision(t[0], t[1], rec.get("min_speedup"))
+                if math.isfinite(t[0] + t[1]):
+                    rec.update(fp32_step_s=round(t[0], 4), bf16_step_s=round(t[1], 4),
+                               speedup=round(t[0] / t[1], 3), ranks=acc.num_processes)
+                elif "reason" not in rec:
+                    rec = {"choice": "no", "fp32_step_s": None, "bf16_step_s": None,
+                           "reason": "the probe failed on another rank"}
+            if "reason" not in rec:
+                rec["reason"] = (f"bf16 step {rec['speedup']}x as fast as fp32 "
+                                 f"({'>=' if rec['choice'] == 'bf16' else '<'} "
+                                 f"{rec['min_speedup']}x)")
+            rec.update(cpu=cpu_info()["model"],
+                       bf16_isa=[ISA_FLAGS[f] for f in BF16_FLAGS if f in cpu_info()["flags"]],
+                       machine=machine_line(machine_info()))
+        if self.state.precision is None:
+            self.state.precision = rec
+            self.print(_precision_message(rec))
+        if rec["choice"] != acc.mixed_precision:
+            self.accelerator = make_accelerator(rec["choice"])
 
     # ----------------------------------------------------------------- step helpers
     def batch(self, indices: list[int], enc: Encoded | None = None) -> dict:
@@ -428,6 +608,23 @@ class Trainer:
                 self.ckpt_dir, self.state.step, self.unwrapped, self.optimizers,
                 self.schedulers, state, keep=self.cfg.keep_checkpoints)
         acc.wait_for_everyone()
+
+
+def _precision_name(mp: str) -> str:
+    return "fp32" if mp == "no" else mp
+
+
+def _precision_message(rec: dict) -> str:
+    """One log line: ``train.mixed_precision=auto: bf16 (a training step on a 32x128 batch:
+    fp32 7.01 s, bf16 3.90 s, 1.80x >= 1.3x; 2 pairs, probe 33 s)``."""
+    head = f"train.mixed_precision=auto: {_precision_name(rec['choice'])}"
+    if "speedup" not in rec:
+        return f"{head} ({rec['reason']})"
+    shape = "x".join(str(n) for n in rec.get("batch_shape") or []) or "?"
+    cmp = ">=" if rec["choice"] == "bf16" else "<"
+    return (f"{head} (a training step on a {shape} batch: fp32 {rec['fp32_step_s']:.3g} s, "
+            f"bf16 {rec['bf16_step_s']:.3g} s, {rec['speedup']:.2f}x {cmp} "
+            f"{rec['min_speedup']}x; {rec['pairs']} pairs timed, probe {rec['probe_s']:.0f} s)")
 
 
 def _diff(old, new, prefix="") -> list[str]:
