@@ -222,3 +222,27 @@ def test_explicit_settings_win_and_no_bf16_cpu_is_not_probed(tiny_bert, tmp_path
     res = api.finetune(_cfg(tiny_bert, tmp_path / "auto", "auto", **{"train.max_steps": 2}))
     assert res["mixed_precision"] == "no"
     assert "AVX-512-BF16" in res["precision"]["reason"]
+
+
+def test_resumed_run_keeps_the_choice_it_started_with(tmp_path, monkeypatch):
+    """The choice is part of the checkpoint: a resumed run trains on in the precision it
+    started with and does not probe again (a new timing could differ)."""
+    from test_extension_points import Toy, cfg, toy_data
+
+    from lmdistill.train.loop import Trainer
+
+    monkeypatch.setattr(H, "cpu_has_bf16", lambda info=None: True)
+    monkeypatch.setattr(loop, "BF16_MIN_SPEEDUP", 0.0)  # this start chooses bf16
+    first = Trainer(Toy(), toy_data(), cfg(max_steps=2, save_every=1), tmp_path).fit()
+    assert first["mixed_precision"] == "bf16" and first["precision"]["choice"] == "bf16"
+
+    def no_probe(*a, **k):
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr(loop, "probe_cpu_precision", no_probe)
+    monkeypatch.setattr(loop, "BF16_MIN_SPEEDUP", float("inf"))
+    res = Trainer(Toy(), toy_data(), cfg(max_steps=4, save_every=1), tmp_path,
+                  resume=True).fit()
+    assert res["step"] == 4 and res["mixed_precision"] == "bf16"
+    assert res["precision"] == first["precision"]
+    loop.make_accelerator("no")
