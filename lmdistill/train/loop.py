@@ -100,7 +100,8 @@ def choose_cpu_precision(fp32_s: float, bf16_s: float,
     1/``min_speedup`` of the fp32 step's time (default :data:`BF16_MIN_SPEEDUP`), else
     ``"no"`` (fp32). Missing or non-positive timings give fp32."""
     min_speedup = BF16_MIN_SPEEDUP if min_speedup is None else min_speedup
-    if not (math.isfinite(fp32_s) and math.isfinite(bf16_s)) or fp32_s <= 0 or bf16_s <= 0:
+    if fp32_s is None or bf16_s is None or not math.isfinite(fp32_s + bf16_s) \
+            or fp32_s <= 0 or bf16_s <= 0:
         return "no"
     return "bf16" if fp32_s / bf16_s >= min_speedup else "no"
 

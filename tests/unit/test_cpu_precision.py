@@ -32,6 +32,7 @@ from lmdistill.train import loop
     (1.0, 0.0, "no"),
     (float("nan"), 1.0, "no"),
     (float("inf"), 1.0, "no"),
+    (None, 1.0, "no"),       # a failed probe
 ])
 def test_bf16_rule_from_given_timings(fp32_s, bf16_s, want):
     assert loop.choose_cpu_precision(fp32_s, bf16_s) == want
