@@ -1237,8 +1237,11 @@ def bf16_section(res: dict) -> list[str]:
     out = ["## bf16 vs fp32 training on the CPU", ""]
     for r in speed:
         out += [f"`{r['model']}`, batch {r['batch']} × {r['length']} tokens, {r['threads']} "
-                "thread(s); fp32 and bf16 steps interleaved in one process, medians of "
-                "per-step times (training step: forward, backward, clipping, AdamW).", "",
+                "thread(s), one process, medians of per-step times (a step: forward, "
+                "backward, clipping, AdamW). lmdistill's loop: `Trainer.fit` runs of "
+                f"{r['our_loop'].get('steps_per_fit', '?')} steps, fp32 and bf16 alternating "
+                "(first step of each run not timed); plain HF loop: fp32 and bf16 steps "
+                "alternating after a warm-up step of each.", "",
                 "| loop | fp32 ex/s | bf16 ex/s | bf16 / fp32 | steps timed (each) |",
                 "|---|---|---|---|---|"]
         for key, name in (("our_loop", "lmdistill `Trainer`"),
@@ -1250,9 +1253,10 @@ def bf16_section(res: dict) -> list[str]:
         chosen = "bf16" if r["auto"]["mixed_precision"] == "bf16" else "fp32"
         if "speedup" in p:
             out += ["", f"`train.mixed_precision=auto` at start-up of the same run chose "
-                    f"**{chosen}**: its probe timed fp32 {p['fp32_step_s']} s and bf16 "
-                    f"{p['bf16_step_s']} s a step ({p['speedup']:.2f}×, bf16 needs "
-                    f"≥ {p['min_speedup']}×; {p['pairs']} pairs, {p['probe_s']} s)."]
+                    f"**{chosen}**: its probe timed fp32 {p['fp32_step_s']:.2f} s and bf16 "
+                    f"{p['bf16_step_s']:.2f} s a step ({p['speedup']:.2f}×, bf16 needs "
+                    f"≥ {p['min_speedup']}×; {p['pairs']} timed pairs after a warm-up step "
+                    f"of each, {p['probe_s']:.0f} s in all)."]
         else:
             out += ["", f"`train.mixed_precision=auto` chose **{chosen}** "
                         f"({p.get('reason', 'no probe')})."]
@@ -1264,7 +1268,8 @@ def bf16_section(res: dict) -> list[str]:
                 f"fine-tuned from `{r['model']}` and a student distilled from it "
                 f"({r['student_recipe']}; the bf16 student from the bf16 teacher), "
                 f"{r['limit']} train rows, {r['epochs']:g} epochs, {r['threads']} thread(s), "
-                "best dev evaluation of each run.", "",
+                f"best dev evaluation of each run; one dev row is "
+                f"{100 / r['eval_rows']:.2f} points.", "",
                 "| model | seed | fp32 | bf16 | bf16 − fp32 (points) |", "|---|---|---|---|---|"]
         for role in ("teacher", "student"):
             for seed in r["seeds"]:
