@@ -92,16 +92,21 @@ def resolve_mixed_precision(mode: str = "auto", cpu: bool | None = None) -> str:
 
 # train.mixed_precision=auto on a bf16 CPU takes bf16 when a training step is this much faster
 BF16_MIN_SPEEDUP = 1.3
+# ... and an fp32 step takes at least this long: shorter steps gain next to nothing, and at
+# a millisecond the timing of a busy machine is noise (a toy model measured 0.7x-3.6x)
+BF16_MIN_STEP_S = 0.05
 
 
-def choose_cpu_precision(fp32_s: float, bf16_s: float,
-                         min_speedup: float | None = None) -> str:
+def choose_cpu_precision(fp32_s: float, bf16_s: float, min_speedup: float | None = None,
+                         min_step_s: float | None = None) -> str:
     """The rule of ``auto`` on a bf16 CPU: ``"bf16"`` when a training step takes at most
-    1/``min_speedup`` of the fp32 step's time (default :data:`BF16_MIN_SPEEDUP`), else
-    ``"no"`` (fp32). Missing or non-positive timings give fp32."""
+    1/``min_speedup`` of the fp32 step's time (default :data:`BF16_MIN_SPEEDUP`) and the fp32
+    step takes at least ``min_step_s`` (default :data:`BF16_MIN_STEP_S`), else ``"no"``
+    (fp32). Missing or non-positive timings give fp32."""
     min_speedup = BF16_MIN_SPEEDUP if min_speedup is None else min_speedup
+    min_step_s = BF16_MIN_STEP_S if min_step_s is None else min_step_s
     if fp32_s is None or bf16_s is None or not math.isfinite(fp32_s + bf16_s) \
-            or fp32_s <= 0 or bf16_s <= 0:
+            or fp32_s <= 0 or bf16_s <= 0 or fp32_s < min_step_s:
         return "no"
     return "bf16" if fp32_s / bf16_s >= min_speedup else "no"
 
@@ -143,7 +148,8 @@ def preserved_state(module: torch.nn.Module):
 def probe_cpu_precision(objective: torch.nn.Module, batch: dict, lr: float = 1e-5,
                         max_grad_norm: float | None = 1.0, min_pairs: int = 2,
                         max_pairs: int = 5, budget_s: float = 10.0,
-                        min_speedup: float | None = None) -> dict:
+                        min_speedup: float | None = None,
+                        min_step_s: float | None = None) -> dict:
     """Time training steps (forward, backward, gradient clipping, an AdamW step) of
     ``objective`` on ``batch`` in fp32 and under CPU bf16 autocast (what Accelerate does with
     ``mixed_precision=bf16``), and choose by :func:`choose_cpu_precision`.
@@ -189,12 +195,13 @@ def probe_cpu_precision(objective: torch.nn.Module, batch: dict, lr: float = 1e-
         del opt
     fp32_s, bf16_s = statistics.median(times[False]), statistics.median(times[True])
     min_speedup = BF16_MIN_SPEEDUP if min_speedup is None else min_speedup
+    min_step_s = BF16_MIN_STEP_S if min_step_s is None else min_step_s
     shape = next((list(v.shape) for k, v in batch.items() if k == "input_ids"), None)
-    return {"choice": choose_cpu_precision(fp32_s, bf16_s, min_speedup),
+    return {"choice": choose_cpu_precision(fp32_s, bf16_s, min_speedup, min_step_s),
             "fp32_step_s": round(fp32_s, 4), "bf16_step_s": round(bf16_s, 4),
             "speedup": round(fp32_s / bf16_s, 3), "pairs": pairs,
             "probe_s": round(time.perf_counter() - t_start, 2), "min_speedup": min_speedup,
-            "batch_shape": shape}
+            "min_step_s": min_step_s, "batch_shape": shape}
 
 
 def make_accelerator(mixed_precision: str = "no"):
@@ -487,14 +494,18 @@ class Trainer:
                     [float("nan") if rec[k] is None else rec[k]
                      for k in ("fp32_step_s", "bf16_step_s")],
                     dtype=torch.float64, device=acc.device), "mean").tolist()
-                rec["choice"] = choose_cpu_precision(t[0], t[1], rec.get("min_speedup"))
+                rec["choice"] = choose_cpu_precision(t[0], t[1], rec.get("min_speedup"),
+                                                     rec.get("min_step_s"))
                 if math.isfinite(t[0] + t[1]):
                     rec.update(fp32_step_s=round(t[0], 4), bf16_step_s=round(t[1], 4),
                                speedup=round(t[0] / t[1], 3), ranks=acc.num_processes)
                 elif "reason" not in rec:
                     rec = {"choice": "no", "fp32_step_s": None, "bf16_step_s": None,
                            "reason": "the probe failed on another rank"}
-            if "reason" not in rec:
+            if "reason" not in rec and rec["fp32_step_s"] < rec["min_step_s"]:
+                rec["reason"] = (f"an fp32 step takes {rec['fp32_step_s']} s (< "
+                                 f"{rec['min_step_s']} s): too short to gain or to time")
+            elif "reason" not in rec:
                 rec["reason"] = (f"bf16 step {rec['speedup']}x as fast as fp32 "
                                  f"({'>=' if rec['choice'] == 'bf16' else '<'} "
                                  f"{rec['min_speedup']}x)")
@@ -622,10 +633,14 @@ def _precision_message(rec: dict) -> str:
     if "speedup" not in rec:
         return f"{head} ({rec['reason']})"
     shape = "x".join(str(n) for n in rec.get("batch_shape") or []) or "?"
-    cmp = ">=" if rec["choice"] == "bf16" else "<"
+    short = rec["fp32_step_s"] < rec.get("min_step_s", 0)
+    cmp = ">=" if rec["choice"] == "bf16" or (short and rec["speedup"] >= rec["min_speedup"]) \
+        else "<"
+    tail = f"; fp32 steps under {rec['min_step_s']} s stay fp32" if short else ""
     return (f"{head} (a training step on a {shape} batch: fp32 {rec['fp32_step_s']:.3g} s, "
             f"bf16 {rec['bf16_step_s']:.3g} s, {rec['speedup']:.2f}x {cmp} "
-            f"{rec['min_speedup']}x; {rec['pairs']} pairs timed, probe {rec['probe_s']:.0f} s)")
+            f"{rec['min_speedup']}x; {rec['pairs']} pairs timed, probe {rec['probe_s']:.0f} s"
+            f"{tail})")
 
 
 def _diff(old, new, prefix="") -> list[str]:

@@ -33,17 +33,22 @@ from lmdistill.train import loop
     (float("nan"), 1.0, "no"),
     (float("inf"), 1.0, "no"),
     (None, 1.0, "no"),       # a failed probe
+    (0.04, 0.01, "no"),      # 4x, but an fp32 step under 50 ms: not worth it, nor measurable
+    (0.05, 0.01, "bf16"),
 ])
 def test_bf16_rule_from_given_timings(fp32_s, bf16_s, want):
     assert loop.choose_cpu_precision(fp32_s, bf16_s) == want
 
 
 def test_bf16_rule_threshold_is_the_module_setting(monkeypatch):
-    assert loop.BF16_MIN_SPEEDUP == 1.3
+    assert loop.BF16_MIN_SPEEDUP == 1.3 and loop.BF16_MIN_STEP_S == 0.05
     assert loop.choose_cpu_precision(1.5, 1.0, min_speedup=1.6) == "no"
+    assert loop.choose_cpu_precision(1.5, 1.0, min_step_s=2.0) == "no"
     monkeypatch.setattr(loop, "BF16_MIN_SPEEDUP", 1.4)
     assert loop.choose_cpu_precision(1.35, 1.0) == "no"
     assert loop.choose_cpu_precision(1.45, 1.0) == "bf16"
+    monkeypatch.setattr(loop, "BF16_MIN_STEP_S", 0.0)
+    assert loop.choose_cpu_precision(0.002, 0.001) == "bf16"
 
 
 def test_cpu_bf16_support_from_flags():
@@ -200,6 +205,7 @@ def test_auto_choosing_fp32_trains_bit_identical_to_no(tiny_bert, tmp_path, monk
 def test_auto_choosing_bf16_trains_like_explicit_bf16(tiny_bert, tmp_path, monkeypatch):
     monkeypatch.setattr(H, "cpu_has_bf16", lambda info=None: True)
     monkeypatch.setattr(loop, "BF16_MIN_SPEEDUP", 0.0)  # any timing says bf16
+    monkeypatch.setattr(loop, "BF16_MIN_STEP_S", 0.0)
     auto = api.finetune(_cfg(tiny_bert, tmp_path / "auto", "auto"))
     bf16 = api.finetune(_cfg(tiny_bert, tmp_path / "bf16", "bf16"))
     fp32 = api.finetune(_cfg(tiny_bert, tmp_path / "no", "no"))
@@ -234,6 +240,7 @@ def test_resumed_run_keeps_the_choice_it_started_with(tmp_path, monkeypatch):
 
     monkeypatch.setattr(H, "cpu_has_bf16", lambda info=None: True)
     monkeypatch.setattr(loop, "BF16_MIN_SPEEDUP", 0.0)  # this start chooses bf16
+    monkeypatch.setattr(loop, "BF16_MIN_STEP_S", 0.0)
     first = Trainer(Toy(), toy_data(), cfg(max_steps=2, save_every=1), tmp_path).fit()
     assert first["mixed_precision"] == "bf16" and first["precision"]["choice"] == "bf16"
 
@@ -247,3 +254,17 @@ def test_resumed_run_keeps_the_choice_it_started_with(tmp_path, monkeypatch):
     assert res["step"] == 4 and res["mixed_precision"] == "bf16"
     assert res["precision"] == first["precision"]
     loop.make_accelerator("no")
+
+
+def test_toy_model_steps_stay_fp32_under_auto(tmp_path):
+    """A millisecond step is timing noise on a busy machine (it measured 0.7x-3.6x): auto
+    keeps such runs in fp32, so two runs of the same toy config train alike."""
+    from test_extension_points import Toy, cfg, toy_data
+
+    from lmdistill.train.loop import Trainer
+
+    res = Trainer(Toy(), toy_data(), cfg(max_steps=2), tmp_path).fit()
+    assert res["mixed_precision"] == "no"
+    if H.cpu_has_bf16():
+        assert res["precision"]["fp32_step_s"] < loop.BF16_MIN_STEP_S
+        assert "too short" in res["precision"]["reason"]
