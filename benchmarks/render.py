@@ -1318,6 +1318,73 @@ def targets_section(res: dict) -> list[str]:
     return out if len(out) > 5 else []
 
 
+def bf16_isa(r: dict) -> str:
+    isa = [x for x in (r.get("machine", {}).get("cpu") or {}).get("isa", []) if "BF16" in x]
+    return ", ".join(isa) or "none (no bf16 arithmetic)"
+
+
+def bf16_section(res: dict) -> list[str]:
+    """fp32 vs bf16 training on the CPU (benchmarks/bf16.py): ex/s of our loop beside a plain
+    HF loop, what ``mixed_precision=auto`` chose, and SST-2 dev accuracy of both precisions."""
+    speed = [r for k, r in res.items() if k.startswith("bf16_speed_")]
+    acc = [r for k, r in res.items() if k.startswith("bf16_accuracy_")]
+    if not speed and not acc:
+        return []
+    out = ["## bf16 vs fp32 training on the CPU", ""]
+    for r in speed:
+        out += [f"`{r['model']}`, batch {r['batch']} × {r['length']} tokens, {r['threads']} "
+                "thread(s), one process, medians of per-step times (a step: forward, "
+                "backward, clipping, AdamW). lmdistill's loop: `Trainer.fit` runs of "
+                f"{r['our_loop'].get('steps_per_fit', '?')} steps, fp32 and bf16 alternating "
+                "(first step of each run not timed); plain HF loop: fp32 and bf16 steps "
+                "alternating after a warm-up step of each.", "",
+                "| loop | fp32 ex/s | bf16 ex/s | bf16 / fp32 | steps timed (each) |",
+                "|---|---|---|---|---|"]
+        for key, name in (("our_loop", "lmdistill `Trainer`"),
+                          ("hf_loop", "plain HF loop (torch.autocast)")):
+            x = r[key]
+            out.append(f"| {name} | {x['fp32_ex_per_s']} | {x['bf16_ex_per_s']} | "
+                       f"**{x['speedup']:.2f}×** | {len(x['fp32_step_s'])} |")
+        p = r["auto"].get("precision") or {}
+        chosen = "bf16" if r["auto"]["mixed_precision"] == "bf16" else "fp32"
+        if "speedup" in p:
+            out += ["", f"`train.mixed_precision=auto` at start-up of the same run chose "
+                    f"**{chosen}**: its probe timed fp32 {p['fp32_step_s']:.2f} s and bf16 "
+                    f"{p['bf16_step_s']:.2f} s a step ({p['speedup']:.2f}×, bf16 needs "
+                    f"≥ {p['min_speedup']}×; {p['pairs']} timed pairs after a warm-up step "
+                    f"of each, {p['probe_s']:.0f} s in all)."]
+        else:
+            out += ["", f"`train.mixed_precision=auto` chose **{chosen}** "
+                        f"({p.get('reason', 'no probe')})."]
+        out += ["", f"Machine: {machine_line(r)}; bf16 ISA: {bf16_isa(r)}. "
+                f"Command: `{r['command']}`.", ""]
+    for r in acc:
+        out += [f"SST-2 dev accuracy ({r['eval_rows']} rows, evaluated in fp32) after "
+                f"training in fp32 (`train.mixed_precision=no`) and in bf16: a teacher "
+                f"fine-tuned from `{r['model']}` and a student distilled from it "
+                f"({r['student_recipe']}; the bf16 student from the bf16 teacher), "
+                f"{r['limit']} train rows, {r['epochs']:g} epochs, {r['threads']} thread(s), "
+                f"best dev evaluation of each run; one dev row is "
+                f"{100 / r['eval_rows']:.2f} points.", "",
+                "| model | seed | fp32 | bf16 | bf16 − fp32 (points) |", "|---|---|---|---|---|"]
+        for role in ("teacher", "student"):
+            for seed in r["seeds"]:
+                a = {x["precision"]: x[role]["accuracy"] for x in r["runs"]
+                     if x["seed"] == seed}
+                if "fp32" in a and "bf16" in a:
+                    out.append(f"| {role} | {seed} | {a['fp32']:.4f} | {a['bf16']:.4f} | "
+                               f"{100 * (a['bf16'] - a['fp32']):+.2f} |")
+            m = r.get(role)
+            if m:
+                ok = abs(m["bf16_minus_fp32_points"]) <= 0.5
+                out.append(f"| {role}: mean of {m['seeds_paired']} | | {m['fp32_mean']:.4f} | "
+                           f"{m['bf16_mean']:.4f} | **{m['bf16_minus_fp32_points']:+.2f}** "
+                           f"({'within' if ok else 'not within'} 0.5) |")
+        out += ["", f"Machine: {machine_line(r)}; bf16 ISA: {bf16_isa(r)}. "
+                f"Command: `{r['command']}`.", ""]
+    return out
+
+
 def main() -> None:
     res = load()
     lines = ["# Benchmarks", "",
@@ -1332,6 +1399,7 @@ def main() -> None:
     lines += kdsweep_section(res)
     lines += kdclinc_section(res)
     lines += l2a_section(res)
+    lines += bf16_section(res)
     lines += devices_section(res) + cuda_tests_section(res)
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")

@@ -4,6 +4,8 @@
   AVX-512 VNNI, AVX-VNNI, AMX), what torch's kernels dispatch to, core and thread counts.
 - :func:`machine_info`: the above plus torch/Python versions and the CUDA GPU, if any; every
   ``bench`` result and every ``quantize --method auto`` choice records it.
+- :func:`cpu_has_bf16`: whether the CPU has bf16 arithmetic (AVX-512-BF16 or AMX-BF16), the
+  CPUs on which ``train.mixed_precision=auto`` times bf16 against fp32 training steps.
 
 ISA flags are read from ``/proc/cpuinfo`` on Linux (the kernel's names: ``avx512_vnni``,
 ``amx_int8`` ...); elsewhere only torch's own dispatch level is known.
@@ -35,6 +37,10 @@ ISA_FLAGS = {
     "asimddp": "NEON dot-product",
     "sve": "SVE",
 }
+
+
+# the flags that give a CPU bf16 arithmetic (dot products / tile multiplies in hardware)
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def parse_cpuinfo(text: str) -> dict:
@@ -76,9 +82,17 @@ def cpu_info() -> dict:
         "avx512": "avx512f" in flags,
         "vnni": "avx512_vnni" in flags or "avx_vnni" in flags,
         "amx": "amx_int8" in flags or "amx_tile" in flags,
+        "bf16": bool(set(flags) & set(BF16_FLAGS)),
         "torch_cpu_capability": capability,
         "cores": os.cpu_count(),
     }
+
+
+def cpu_has_bf16(info: dict | None = None) -> bool:
+    """The CPU reports AVX-512-BF16 or AMX-BF16 (``info``: a :func:`cpu_info` dict, default
+    this machine's)."""
+    flags = (cpu_info() if info is None else info).get("flags") or []
+    return any(f in flags for f in BF16_FLAGS)
 
 
 def gpu_info() -> dict | None:

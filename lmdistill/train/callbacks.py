@@ -79,6 +79,8 @@ class JsonlLogger(Callback):
             self.path.write_text("".join(ln + "\n" for ln in keep))
         elif trainer.state.step == 0:
             self.path.write_text("")
+            if trainer.state.precision is not None:  # mixed_precision=auto's CPU choice
+                self._write({"type": "precision", "step": 0, **trainer.state.precision})
 
     def _write(self, rec):
         with open(self.path, "a") as f:

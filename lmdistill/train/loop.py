@@ -51,6 +51,9 @@ from ..data.collate import Encoded, collate, length_bucketed_batches, shard_batc
 from ..errors import ConfigError, TrainingDiverged
 from . import checkpoint as ckpt
 from .callbacks import Callback
+from .precision import (BF16_MIN_SPEEDUP, BF16_MIN_STEP_S, _precision_message,  # noqa: F401
+                        _precision_name, choose_cpu_precision, make_accelerator,
+                        preserved_state, probe_cpu_precision, resolve_mixed_precision)
 
 
 @dataclass
@@ -65,6 +68,7 @@ class TrainState:
     should_stop: bool = False
     stop_reason: str = ""        # why training stopped before the end of its schedule
     streams: dict = None         # extra stream name -> [epoch, position]
+    precision: dict = None       # mixed_precision=auto on a CPU: the choice and its timings
 
     def __post_init__(self):
         if self.streams is None:
@@ -73,37 +77,6 @@ class TrainState:
     @property
     def epoch_float(self) -> float:
         return self.epoch + self.group_in_epoch / max(self.steps_per_epoch, 1)
-
-
-def resolve_mixed_precision(mode: str = "auto", cpu: bool | None = None) -> str:
-    """``auto`` -> ``bf16`` on a CUDA GPU that supports it, else ``no`` (the CPU trains in
-    fp32: bf16 autocast there is slower on most CPUs and changes results). ``fp16`` needs CUDA."""
-    cpu = (not torch.cuda.is_available()) if cpu is None else cpu
-    if mode not in ("auto", "no", "fp16", "bf16"):
-        raise ConfigError(f"train.mixed_precision must be auto, no, fp16 or bf16, not '{mode}'")
-    if mode == "auto":
-        return "bf16" if not cpu and torch.cuda.is_bf16_supported() else "no"
-    if mode == "fp16" and cpu:
-        raise ConfigError("train.mixed_precision=fp16 needs a CUDA GPU; use bf16 or no on a CPU")
-    return mode
-
-
-def make_accelerator(mixed_precision: str = "no"):
-    """CPU unless CUDA is present. ``cpu=True`` matters under ``torchrun``/``accelerate launch``
-    on a CPU machine: without it both processes would run full unsharded copies.
-
-    ``mixed_precision`` (``auto | no | fp16 | bf16``, see :func:`resolve_mixed_precision`)
-    reaches Accelerate, which autocasts the objective's forward pass (and scales fp16 losses).
-    Accelerate keeps one process-wide state; it is reset when the precision changes so that
-    several runs with different settings can share a process (tests, notebooks)."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    cpu = not torch.cuda.is_available()
-    mp = resolve_mixed_precision(mixed_precision, cpu)
-    if AcceleratorState._shared_state.get("_mixed_precision", mp) != mp:
-        AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(cpu=cpu, mixed_precision=mp)
 
 
 def param_groups(module_or_named, weight_decay: float):
@@ -259,6 +232,8 @@ class Trainer:
         if self.is_main and self.config_yaml is not None:
             (self.output_dir / "config.yaml").write_text(self.config_yaml)
 
+        self._choose_precision()  # may replace the accelerator (auto on a bf16 CPU)
+        acc = self.accelerator
         names = list(optimizers)
         prepared = acc.prepare(self.objective, *optimizers.values())
         self.model = prepared[0]
@@ -330,7 +305,80 @@ class Trainer:
         return {"step": self.state.step, "epoch": self.state.epoch_float,
                 "examples_seen": int(seen), "world_size": acc.num_processes,
                 "train_seconds": round(self.state.train_seconds, 2),
-                "train_examples_per_s": round(seen / max(self.state.train_seconds, 1e-9), 2)}
+                "train_examples_per_s": round(seen / max(self.state.train_seconds, 1e-9), 2),
+                "mixed_precision": acc.mixed_precision, "precision": self.state.precision}
+
+    # ----------------------------------------------------------------- precision
+    def _probe_batch(self) -> dict:
+        """A real batch of the run for the precision probe: of the full-size (micro-)batches of
+        the first epoch, the one of median padded length."""
+        batches = [b for g in self._epoch_groups(0) for b in g]
+        size = max(len(b) for b in batches)
+        lengths = self.train_data.lengths
+        full = sorted((b for b in batches if len(b) == size),
+                      key=lambda b: (max(lengths[i] for i in b), b[0]))
+        idx = full[len(full) // 2]
+        return {k: v.to(self.accelerator.device)
+                for k, v in self.collate_fn(self.train_data, idx).items()}
+
+    def _choose_precision(self) -> None:
+        """``train.mixed_precision=auto`` on a CPU: fp32, unless the CPU has bf16 arithmetic
+        and a bf16 training step of this run's objective on one of its batches is
+        :data:`BF16_MIN_SPEEDUP`× faster (:func:`probe_cpu_precision`, which leaves weights
+        and RNG untouched). The choice and both timings go to the log, the checkpoints (a
+        resumed run keeps it), ``metrics.jsonl`` and the result. Explicit settings and CUDA
+        keep the accelerator as it was made."""
+        from ..hardware import BF16_FLAGS, ISA_FLAGS, cpu_has_bf16, cpu_info, machine_info, \
+            machine_line
+
+        acc, cfg = self.accelerator, self.cfg
+        if cfg.mixed_precision != "auto" or acc.device.type != "cpu":
+            return
+        rec = self.state.precision
+        if rec is not None:
+            self.print(f"train.mixed_precision=auto: {_precision_name(rec['choice'])}, as "
+                       "chosen when this run started")
+        elif not cpu_has_bf16():
+            rec = {"choice": "no", "reason": "the CPU reports no AVX-512-BF16 or AMX-BF16"}
+        else:
+            hook = getattr(self.objective, "on_step_begin", None)
+            if hook is not None:
+                hook(self.state.step, self.total_steps)
+            try:
+                rec = probe_cpu_precision(self.objective, self._probe_batch(), lr=cfg.lr,
+                                          max_grad_norm=cfg.max_grad_norm)
+            except Exception as e:  # noqa: BLE001 - said in the log and the result
+                rec = {"choice": "no", "fp32_step_s": None, "bf16_step_s": None,
+                       "reason": f"the probe failed: {type(e).__name__}: {e}"}
+            if acc.num_processes > 1:  # every rank must take the same precision (a failed
+                # probe anywhere -> NaN -> fp32 everywhere)
+                t = acc.reduce(torch.tensor(
+                    [float("nan") if rec[k] is None else rec[k]
+                     for k in ("fp32_step_s", "bf16_step_s")],
+                    dtype=torch.float64, device=acc.device), "mean").tolist()
+                rec["choice"] = choose_cpu_precision(t[0], t[1], rec.get("min_speedup"),
+                                                     rec.get("min_step_s"))
+                if math.isfinite(t[0] + t[1]):
+                    rec.update(fp32_step_s=round(t[0], 4), bf16_step_s=round(t[1], 4),
+                               speedup=round(t[0] / t[1], 3), ranks=acc.num_processes)
+                elif "reason" not in rec:
+                    rec = {"choice": "no", "fp32_step_s": None, "bf16_step_s": None,
+                           "reason": "the probe failed on another rank"}
+            if "reason" not in rec and rec["fp32_step_s"] < rec["min_step_s"]:
+                rec["reason"] = (f"an fp32 step takes {rec['fp32_step_s']} s (< "
+                                 f"{rec['min_step_s']} s): too short to gain or to time")
+            elif "reason" not in rec:
+                rec["reason"] = (f"bf16 step {rec['speedup']}x as fast as fp32 "
+                                 f"({'>=' if rec['choice'] == 'bf16' else '<'} "
+                                 f"{rec['min_speedup']}x)")
+            rec.update(cpu=cpu_info()["model"],
+                       bf16_isa=[ISA_FLAGS[f] for f in BF16_FLAGS if f in cpu_info()["flags"]],
+                       machine=machine_line(machine_info()))
+        if self.state.precision is None:
+            self.state.precision = rec
+            self.print(_precision_message(rec))
+        if rec["choice"] != acc.mixed_precision:
+            self.accelerator = make_accelerator(rec["choice"])
 
     # ----------------------------------------------------------------- step helpers
     def batch(self, indices: list[int], enc: Encoded | None = None) -> dict:

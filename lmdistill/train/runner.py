@@ -126,7 +126,8 @@ def run_training(objective, task: Task, train: Encoded, dev: Encoded, cfg, resum
         "best_step": best.best_step, **_best_metrics(out, trainer),
         "train_examples": len(train), "steps": fit["step"],
         "examples_seen": fit["examples_seen"], "world_size": fit["world_size"],
-        "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
+        "device": str(trainer.accelerator.device), "mixed_precision": fit["mixed_precision"],
+        **({"precision": fit["precision"]} if fit.get("precision") else {}),
         "stopped": trainer.state.stop_reason or (
             f"ran its whole schedule ({fit['step']} steps, "
             f"{'max_steps' if cfg.train.max_steps else f'{cfg.train.epochs:g} epochs'})"),
