@@ -449,13 +449,19 @@ class Trainer:
     # ----------------------------------------------------------------- precision
     def _probe_batch(self) -> dict:
         """A real batch of the run for the precision probe: of the full-size (micro-)batches of
-        the first epoch, the one of median padded length."""
+        the first epoch sorted by padded length, the one at the median of their tokens (half
+        the tokens, and so most of the time, are in batches up to it: a short-text set's
+        median batch would under-state the long batches that cost the most)."""
         batches = [b for g in self._epoch_groups(0) for b in g]
         size = max(len(b) for b in batches)
         lengths = self.train_data.lengths
-        full = sorted((b for b in batches if len(b) == size),
-                      key=lambda b: (max(lengths[i] for i in b), b[0]))
-        idx = full[len(full) // 2]
+        full = sorted(((max(lengths[i] for i in b), b) for b in batches if len(b) == size),
+                      key=lambda x: (x[0], x[1][0]))
+        half, seen = sum(n for n, _ in full) / 2, 0
+        for n, idx in full:
+            seen += n
+            if seen >= half:
+                break
         return {k: v.to(self.accelerator.device)
                 for k, v in self.collate_fn(self.train_data, idx).items()}
 

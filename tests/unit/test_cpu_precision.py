@@ -301,3 +301,18 @@ def test_distill_under_auto_probes_the_kd_objective(tiny_bert, tmp_path, monkeyp
     assert rec["choice"] == "bf16" and res["mixed_precision"] == "bf16", rec
     assert rec["fp32_step_s"] > 0 and rec["bf16_step_s"] > 0 and "failed" not in rec["reason"]
     loop.make_accelerator("no")
+
+
+def test_probe_batch_is_where_the_tokens_are(tmp_path):
+    """On a set of mostly short rows and a few long ones, the probe times a long batch (half
+    the tokens are in batches up to it), not the median batch, which is short."""
+    from lmdistill.data.collate import Encoded
+    from lmdistill.train.loop import Trainer
+
+    Toy, cfg, _ = _toy()
+    ids = [[5] * 3] * 88 + [[7] * 40] * 32
+    enc = Encoded(ids, None, [0] * len(ids), list(range(len(ids))), [("t", None)] * len(ids), 0)
+    tr = Trainer(Toy(), enc, cfg(), tmp_path)
+    batch = tr._probe_batch()
+    assert tuple(batch["input_ids"].shape) == (8, 40)
+    assert int(batch["attention_mask"].sum()) == 8 * 40  # real rows, no padding
