@@ -58,7 +58,7 @@ def lmms_teacher() -> None:
     import torch
     from transformers import AutoModel
 
-    from lmdistill.methods.lexical import lmms
+    from lmdistill.methods.lexical import lmms, lmms_tune
 
     torch.set_num_threads(a.threads)
     t0 = time.time()
@@ -66,15 +66,15 @@ def lmms_teacher() -> None:
     reused = (out / "index.json").exists()  # built by an earlier run: its build time is old
     build = lmms.build_sense_vectors(out, a.encoder, holdout=a.holdout, seed=a.seed)
     params = count_params(AutoModel.from_pretrained(hub.resolve(a.encoder)))
-    tuning = lmms.tune(out)
+    tuning = lmms_tune.tune(out)
     base = {"unit": "lmms-teacher", "encoder": a.encoder, "params": params,
             "threads": torch.get_num_threads(), "sense_vectors": str(out),
             "reused_vectors": reused,
             "build": {k: v for k, v in build.items() if k != "heldout_documents"}}
     write_result("wsd_lmms_tuning", {**base, "tuning": tuning,
                                      "wall_seconds": round(time.time() - t0, 1)}, cmd)
-    res = lmms.evaluate_lmms(out)
-    train_only = lmms.evaluate_lmms(out, vectors="train")
+    res = lmms_tune.evaluate_lmms(out)
+    train_only = lmms_tune.evaluate_lmms(out, vectors="train")
     write_result("wsd_lmms_teacher", {
         **base, "choice": tuning["choice"], "heldout_f1": tuning["heldout_f1"],
         "heldout_mfs_f1": tuning["heldout_mfs_f1"], **res,

@@ -110,7 +110,7 @@ def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", 
     in that folder (built from SemCor with ``encoder`` and tuned on held-out SemCor when
     empty; :mod:`lmdistill.methods.lexical.lmms`)."""
     if sense_vectors is not None:
-        from .methods.lexical import lmms
+        from .methods.lexical import lmms_tune as lmms
 
         lmms.prepare(sense_vectors, encoder, data_dir, progress=progress)
         return lmms.evaluate_lmms(sense_vectors, sets, data_dir, progress=progress)

@@ -51,6 +51,7 @@ from ..data.collate import Encoded, collate, length_bucketed_batches, shard_batc
 from ..errors import ConfigError, TrainingDiverged
 from . import checkpoint as ckpt
 from .callbacks import Callback
+from .optim import make_optimizer, param_groups  # noqa: F401 - the loop's default recipe
 from .precision import (BF16_MIN_SPEEDUP, BF16_MIN_STEP_S, _precision_message,  # noqa: F401
                         _precision_name, choose_cpu_precision, make_accelerator,
                         preserved_state, probe_cpu_precision, resolve_mixed_precision)
@@ -77,38 +78,6 @@ class TrainState:
     @property
     def epoch_float(self) -> float:
         return self.epoch + self.group_in_epoch / max(self.steps_per_epoch, 1)
-
-
-def param_groups(module_or_named, weight_decay: float):
-    """AdamW groups: no weight decay on biases and norms. Takes a module or an iterable of
-    ``(name, parameter)`` pairs (a subset of a module's parameters)."""
-    named = (module_or_named.named_parameters() if isinstance(module_or_named, torch.nn.Module)
-             else module_or_named)
-    decay, no_decay = [], []
-    for name, p in named:
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
-
-
-def make_optimizer(params, cfg: TrainConfig, total_steps: int, lr: float | None = None,
-                   weight_decay: float | None = None, schedule: str | None = None,
-                   warmup_ratio: float | None = None):
-    """The default recipe (AdamW, no decay on biases/norms, warm-up + ``cfg.schedule``) for a
-    module or ``(name, param)`` pairs; any of lr / weight decay / schedule / warm-up can be
-    overridden. Returns ``(optimizer, scheduler)``."""
-    from transformers import get_scheduler
-
-    wd = cfg.weight_decay if weight_decay is None else weight_decay
-    opt = torch.optim.AdamW(param_groups(params, wd), lr=cfg.lr if lr is None else lr)
-    kind = {"linear": "linear", "constant": "constant_with_warmup",
-            "cosine": "cosine"}[schedule or cfg.schedule]
-    warm = cfg.warmup_ratio if warmup_ratio is None else warmup_ratio
-    sched = get_scheduler(kind, opt, num_warmup_steps=int(warm * total_steps),
-                          num_training_steps=total_steps)
-    return opt, sched
 
 
 class Trainer:
@@ -311,13 +280,19 @@ class Trainer:
     # ----------------------------------------------------------------- precision
     def _probe_batch(self) -> dict:
         """A real batch of the run for the precision probe: of the full-size (micro-)batches of
-        the first epoch, the one of median padded length."""
+        the first epoch sorted by padded length, the one at the median of their tokens (half
+        the tokens, and so most of the time, are in batches up to it: a short-text set's
+        median batch would under-state the long batches that cost the most)."""
         batches = [b for g in self._epoch_groups(0) for b in g]
         size = max(len(b) for b in batches)
         lengths = self.train_data.lengths
-        full = sorted((b for b in batches if len(b) == size),
-                      key=lambda b: (max(lengths[i] for i in b), b[0]))
-        idx = full[len(full) // 2]
+        full = sorted(((max(lengths[i] for i in b), b) for b in batches if len(b) == size),
+                      key=lambda x: (x[0], x[1][0]))
+        half, seen = sum(n for n, _ in full) / 2, 0
+        for n, idx in full:
+            seen += n
+            if seen >= half:
+                break
         return {k: v.to(self.accelerator.device)
                 for k, v in self.collate_fn(self.train_data, idx).items()}
 

@@ -97,7 +97,8 @@ def probe_cpu_precision(objective: torch.nn.Module, batch: dict, lr: float = 1e-
     ``max_pairs``; medians are compared. The steps use their own optimizer and
     :func:`preserved_state`: the objective's weights, gradients and modes and the RNG streams
     are untouched. Returns ``{"choice", "fp32_step_s", "bf16_step_s", "speedup",
-    "pairs", "probe_s", "min_speedup", "batch_shape"}``."""
+    "pairs", "probe_s", "min_speedup", "min_step_s", "batch_shape"}`` (step times: medians,
+    seconds)."""
     import statistics
 
     params = [p for p in objective.parameters() if p.requires_grad]

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from lmdistill.cli import main as cli_main
-from lmdistill.methods.lexical import lmms
+from lmdistill.methods.lexical import lmms, lmms_tune
 
 
 @pytest.fixture
@@ -25,14 +25,14 @@ def test_lmms_teacher_tiny_bert_cli(tmp_path, cache, data_dir, tiny_bert):
                                   max_length=128)
     assert (ix["documents"], len(ix["heldout_documents"]), ix["n_states"]) == (13, 3, 3)
     assert ix["train_instances"] < 1644 and ix["choice"] is None
-    r = lmms.tune(out, data_dir, grid={"layers": [(-1,), (1, 2)], "combine": ("sum",),
+    r = lmms_tune.tune(out, data_dir, grid={"layers": [(-1,), (1, 2)], "combine": ("sum",),
                                        "beta": (0.0, 1.0), "w": (0.0, 0.1)})
     assert r["heldout_instances"] > 0 and 0 <= r["heldout_f1"] <= 1
     assert r["choice"] == lmms._index(out)["choice"]
     assert sorted(p.name for p in out.iterdir()) == [
         "gloss.safetensors", "heldout.safetensors", "index.json", "senses.safetensors"]
     # already built and tuned: prepare() leaves it as it is
-    assert lmms.prepare(out, "no-such-encoder", data_dir)["choice"] == r["choice"]
+    assert lmms_tune.prepare(out, "no-such-encoder", data_dir)["choice"] == r["choice"]
     cli_main(["wsd", "--sets", "SE07", "--sense-vectors", str(out),
               "--output", str(tmp_path / "r.json")])
     res = json.loads((tmp_path / "r.json").read_text())

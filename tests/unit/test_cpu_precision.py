@@ -20,6 +20,19 @@ from lmdistill import hardware as H
 from lmdistill.train import loop, precision
 
 
+def _toy():
+    """Toy, cfg, toy_data of the loop's unit tests (loaded by path, whatever pytest's import
+    mode)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).with_name("test_extension_points.py")
+    spec = importlib.util.spec_from_file_location("_lmdistill_loop_helpers", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.Toy, mod.cfg, mod.toy_data
+
+
 # ------------------------------------------------------------------ the rule
 @pytest.mark.parametrize("fp32_s, bf16_s, want", [
     (1.3, 1.0, "bf16"),      # exactly 1.3x: bf16
@@ -234,7 +247,7 @@ def test_explicit_settings_win_and_no_bf16_cpu_is_not_probed(tiny_bert, tmp_path
 def test_resumed_run_keeps_the_choice_it_started_with(tmp_path, monkeypatch):
     """The choice is part of the checkpoint: a resumed run trains on in the precision it
     started with and does not probe again (a new timing could differ)."""
-    from test_extension_points import Toy, cfg, toy_data
+    Toy, cfg, toy_data = _toy()
 
     from lmdistill.train.loop import Trainer
 
@@ -259,7 +272,7 @@ def test_resumed_run_keeps_the_choice_it_started_with(tmp_path, monkeypatch):
 def test_toy_model_steps_stay_fp32_under_auto(tmp_path):
     """A millisecond step is timing noise on a busy machine (it measured 0.7x-3.6x): auto
     keeps such runs in fp32, so two runs of the same toy config train alike."""
-    from test_extension_points import Toy, cfg, toy_data
+    Toy, cfg, toy_data = _toy()
 
     from lmdistill.train.loop import Trainer
 
@@ -268,3 +281,38 @@ def test_toy_model_steps_stay_fp32_under_auto(tmp_path):
     if H.cpu_has_bf16():
         assert res["precision"]["fp32_step_s"] < loop.BF16_MIN_STEP_S
         assert "too short" in res["precision"]["reason"]
+
+
+def test_distill_under_auto_probes_the_kd_objective(tiny_bert, tmp_path, monkeypatch):
+    """The probe times the KD objective itself (student and teacher signal), not a fallback:
+    forced to bf16, a distillation runs and records its timings."""
+    monkeypatch.setenv("LMDISTILL_CACHE", str(tmp_path / "cache"))
+    api.finetune(_cfg(tiny_bert, tmp_path / "teacher", "no", **{"train.max_steps": 3}))
+    monkeypatch.setattr(H, "cpu_has_bf16", lambda info=None: True)
+    monkeypatch.setattr(precision, "BF16_MIN_SPEEDUP", 0.0)
+    monkeypatch.setattr(precision, "BF16_MIN_STEP_S", 0.0)
+    cfg = C.build(C.DistillConfig, overrides={
+        "output_dir": str(tmp_path / "student"), "teacher.name": str(tmp_path / "teacher/model"),
+        "data.task": "sst2", "data.limit": 64, "data.eval_limit": 32, "data.max_length": 48,
+        "student.num_layers": 1, "train.batch_size": 16, "train.max_steps": 2,
+        "train.progress": False, "train.num_threads": 1, "kd.features": ["hidden"]})
+    res = api.distill(cfg)
+    rec = res["precision"]
+    assert rec["choice"] == "bf16" and res["mixed_precision"] == "bf16", rec
+    assert rec["fp32_step_s"] > 0 and rec["bf16_step_s"] > 0 and "failed" not in rec["reason"]
+    loop.make_accelerator("no")
+
+
+def test_probe_batch_is_where_the_tokens_are(tmp_path):
+    """On a set of mostly short rows and a few long ones, the probe times a long batch (half
+    the tokens are in batches up to it), not the median batch, which is short."""
+    from lmdistill.data.collate import Encoded
+    from lmdistill.train.loop import Trainer
+
+    Toy, cfg, _ = _toy()
+    ids = [[5] * 3] * 88 + [[7] * 40] * 32
+    enc = Encoded(ids, None, [0] * len(ids), list(range(len(ids))), [("t", None)] * len(ids), 0)
+    tr = Trainer(Toy(), enc, cfg(), tmp_path)
+    batch = tr._probe_batch()
+    assert tuple(batch["input_ids"].shape) == (8, 40)
+    assert int(batch["attention_mask"].sum()) == 8 * 40  # real rows, no padding

@@ -11,8 +11,8 @@ import pytest
 
 from lmdistill.data.wsd import Sentence, Token
 from lmdistill.methods.lexical.lmms import (Choice, SenseTeacher, build_sense_vectors,
-                                            combine_layers, flat_scores, nn_predict, pick,
-                                            tune)
+                                            combine_layers, flat_scores, nn_predict, pick)
+from lmdistill.methods.lexical.lmms_tune import tune
 
 
 def test_cosine_scoring_by_hand():
