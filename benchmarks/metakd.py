@@ -7,20 +7,23 @@ its seeds) every teacher its students need.
     .venv/bin/python benchmarks/metakd.py --unit maxlen             # 64 vs 128 tokens, a teacher
     .venv/bin/python benchmarks/metakd.py --unit full-books-s1      # teachers + students, books
 
-Units (the reduced protocol of issue 27: teachers 2 epochs, one teacher seed (1) shared by
-the student seeds; students stage 1 one epoch, stage 2 two epochs; no-KD three epochs; model
-selection on a seeded half of each domain's dev rows, the other half reported):
+Units (the reduced protocol of issue 27: max length 64 if ``maxlen`` allows; teachers 2
+epochs, one teacher seed (1) shared by the student seeds; students stage 1 one epoch, stage 2
+two epochs; no-KD three epochs; model selection on a seeded half of each domain's dev rows,
+the other half reported). A full-data teacher sees 4 x 1,700 rows; three of them and their
+students do not fit in 75 minutes on one thread, so a unit is one teacher kind:
 
 - ``maxlen``: one single-domain teacher (books) at 128 and at 64 tokens, accuracy of the last
   epoch on all 300 dev rows; 64 is used when it loses at most 1 point.
-- ``full-<domain>-s<seed>``: all data; the shared teachers (meta, mixed, multi-task) + the
-  target's single-domain teacher, then the target's students (metakd, single, mixed,
-  multitask, nokd) for student seed ``seed``.
-- ``noindomain-<domain>-s<seed>``: the target never seen by the teachers (meta, mixed,
-  multi-task over the three other domains); students metakd, mixed, multitask, nokd.
-- ``frac0.1-<domain>-s<seed>``: 10% of the target's rows (subset seeded by the teacher seed).
-- ``noweights-<domain>-s<seed>``: the ablation, Meta-KD without instance weights (all data;
-  retrains the meta-teacher, weights 1 in both the teacher and the student).
+- ``full-<method>-s<seed>``: all data; ``meta`` (the meta-teacher + the four Meta-KD
+  students), ``mixed``, ``multitask`` (one shared teacher + the four targets' students),
+  ``single`` (the four single-domain teachers and their students), ``nokd`` (the four no-KD
+  students), ``noweights`` (the ablation: the same meta-teacher, students without instance
+  weights), for student seed ``seed``.
+- ``noindomain-<domain>-<method>-s<seed>``: the target never seen by the teacher (``meta``,
+  ``mixed``, ``multitask`` over the three other domains; ``nokd``).
+- ``frac0.1-<domain>-<method>-s<seed>``: 10% of the target's rows (subset seeded by the
+  teacher seed); methods as ``full``.
 
 Writes ``results/metakd_<unit>.json`` (the command, the machine with CPU model + ISA, threads,
 wall time, and the pipeline's summary: per-method report-half and selection-half figures).
@@ -43,10 +46,15 @@ SEEDS = [1, 2, 3]
 TEACHER_SEED = 1
 
 
+FULL = ["meta", "mixed", "multitask", "single", "nokd", "noweights"]
+PER_TARGET = {"noindomain": ["meta", "mixed", "multitask", "nokd"],
+              "frac0.1": ["meta", "mixed", "multitask", "single", "nokd"]}
+
+
 def units() -> list[str]:
-    out = ["maxlen"]
-    for setting in ("full", "noindomain", "frac0.1", "noweights"):
-        out += [f"{setting}-{d}-s{s}" for s in SEEDS for d in DOMAINS]
+    out = ["maxlen"] + [f"full-{m}-s{s}" for s in SEEDS for m in FULL]
+    for setting, methods in PER_TARGET.items():
+        out += [f"{setting}-{d}-{m}-s{s}" for s in SEEDS for d in DOMAINS for m in methods]
     return out
 
 
@@ -89,25 +97,27 @@ def pipeline_unit(a, unit: str) -> dict:
     from lmdistill import api
     from lmdistill import config as C
 
-    setting, domain, seed = unit.rsplit("-", 2)
-    seed = int(seed[1:])
-    target = f"amazon-{domain}"
-    methods = {"full": ["metakd", "single", "mixed", "multitask", "nokd"],
-               "frac0.1": ["metakd", "single", "mixed", "multitask", "nokd"],
-               "noindomain": ["metakd", "mixed", "multitask", "nokd"],
-               "noweights": ["metakd"]}[setting]
+    parts = unit.split("-")
+    setting, method, seed = parts[0], parts[-2], int(parts[-1][1:])
+    targets = [f"amazon-{d}" for d in (DOMAINS if setting == "full" else [parts[1]])]
     cfg = C.build(C.MetaKDConfig, overrides={
         "output_dir": f"{a.root}/{unit}", "data.max_length": a.max_length,
-        "metakd.targets": [target], "metakd.methods": methods,
+        "metakd.targets": targets,
+        "metakd.methods": ["metakd" if method in ("meta", "noweights") else method],
         "metakd.fraction": 0.1 if setting == "frac0.1" else 1.0,
         "metakd.no_in_domain": setting == "noindomain",
-        "metakd.instance_weights": setting != "noweights",
+        "metakd.student_weights": method != "noweights",
         "metakd.stage1_epochs": 1, "metakd.stage2_epochs": 2, "train.epochs": 3,
         "teacher_train.epochs": 2, "train.seed": seed, "teacher_train.seed": TEACHER_SEED,
         "train.num_threads": a.threads, "teacher_train.num_threads": a.threads,
-        "train.progress": False, "teacher_train.progress": False})
+        "train.progress": False, "teacher_train.progress": False,
+        **dict(C.parse_override(o) for o in a.override)})
     res = api.metakd(cfg, resume=True)
-    return {"setting_name": setting, "domain": domain, "seed": seed,
+    if method == "noweights":  # the ablation's students under their own name
+        res["per_domain"] = {"metakd_noweights": res["per_domain"].pop("metakd")}
+        res["per_domain_select"] = {"metakd_noweights": res["per_domain_select"].pop("metakd")}
+        res["average"] = {"metakd_noweights": res["average"].pop("metakd")}
+    return {"setting_name": setting, "method": method, "seed": seed,
             "teacher_seed": TEACHER_SEED, "max_length": a.max_length, **res}
 
 
@@ -118,6 +128,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--root", default="runs/bench/metakd")
+    ap.add_argument("-o", "--override", action="append", default=[],
+                    help="section.field=value on the unit's MetaKDConfig (smoke runs only: "
+                         "e.g. data.limit=16; a result so made is not the unit's figure)")
     a = ap.parse_args()
     if a.list_units or not a.unit:
         print("\n".join(units()))
@@ -129,7 +142,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     t0 = time.time()
     figures = maxlen_unit(a) if a.unit == "maxlen" else pipeline_unit(a, a.unit)
-    figures = {"unit": a.unit, "threads": a.threads,
+    figures = {"unit": a.unit, "threads": a.threads, "overrides": a.override,
                "unit_wall_seconds": round(time.time() - t0, 1), **figures}
     write_result(f"metakd_{a.unit}", figures,
                  " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv]))

@@ -342,7 +342,8 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
             return res
         return run
 
-    stages = [Stage("embeddings", embeddings)]
+    # the prototype encoder's states are only needed by the meta-teacher and its students
+    stages = [Stage("embeddings", embeddings)] if "metakd" in s.methods else []
     for g, target in groups.items():
         for kind in ("meta", "mixed", "multitask"):
             if {"meta": "metakd"}.get(kind, kind) in s.methods:
