@@ -137,3 +137,5 @@ def test_stage2_follows_stage2_epochs(tiny4, tmp_path):
     assert s2["best_step"] in (2, 4, 6)
     assert res["per_domain"]["mixed"]["dvd"] == s2["report_accuracy"]
     assert res["per_domain_select"]["mixed"]["dvd"] == s2["accuracy"]
+    correct = res["report_correct"]["mixed"]["dvd"]  # 12 reported rows, right or wrong
+    assert len(correct) == 12 and sum(correct) / 12 == pytest.approx(s2["report_accuracy"])

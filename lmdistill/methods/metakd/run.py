@@ -298,6 +298,22 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
         emb = load_domain_embedding(teacher)
         return h + emb[torch.tensor([e.meta[DOMAIN] for e in exs])]
 
+    def report_of(model_dir: str, target: str) -> dict:
+        """The chosen student on the reported rows: its metric and, per row, whether it is
+        right (0/1, in the rows' order; for paired bootstraps across methods and seeds)."""
+        m = hub.load_classifier(model_dir).to(accelerator.device).eval()
+        exs = dev_examples([target], "report" if s.select_half else "all")
+        enc = encode(exs, tokenizer, cfg.data.max_length)
+        logits = predict(lambda b: m(**model_inputs(b)).logits, enc,
+                         cfg.train.eval_batch_size, accelerator)
+        prefix = "report_" if s.select_half else ""
+        out = {f"{prefix}{first.primary_metric}":
+               runner.task_metrics(first, logits, enc)[first.primary_metric]}
+        if not first.is_regression:
+            out["report_correct"] = (logits.argmax(-1) == np.asarray(enc.labels)).astype(
+                int).tolist()
+        return out
+
     def student_stage(method: str, target: str, stage: int):
         def run(ctx):
             task_cfg = cfg.data.model_copy(update={"task": target})
@@ -309,8 +325,9 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
                                            first.num_labels, first.label_names)
                 student = build_student(cfg.student, base, first)
                 exs = [full[target][i] for i in target_rows(target)]
-                return train_supervised(ctx, SupervisedObjective(student, False, tokenizer),
-                                        exs, [target], cfg.train, {"student": "nokd"})
+                res = train_supervised(ctx, SupervisedObjective(student, False, tokenizer),
+                                       exs, [target], cfg.train, {"student": "nokd"})
+                return {**res, **report_of(res["model"], target)}
             teacher = teacher_dir_for(ctx, method, target)
             exs = student_rows(target, method, teacher)
             prev = ctx.results.get(f"{method}-{_short(target)}-s1")
@@ -335,11 +352,7 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
             res = {**res, "model": str(ctx.dir / "model"), "teacher": teacher}
             if ("weight_stats", target) in state and method == "metakd":
                 res["weights"] = state[("weight_stats", target)]
-            if s.select_half:  # the chosen student on the report half
-                m = hub.load_classifier(res["model"]).to(accelerator.device).eval()
-                res.update(metrics_of(lambda b: m(**model_inputs(b)).logits,
-                                      dev_examples([target], "report"), [target], "report_"))
-            return res
+            return {**res, **report_of(res["model"], target)} if stage == 2 else res
         return run
 
     # the prototype encoder's states are only needed by the meta-teacher and its students
@@ -386,6 +399,12 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
                "per_domain": table,
                "average": {m: float(np.mean(list(v.values()))) for m, v in table.items()},
                "per_domain_select": select,
+               "report_correct": {m: {_short(t): results[k]["report_correct"]
+                                      for t in targets for k in [
+                                          f"nokd-{_short(t)}" if m == "nokd"
+                                          else f"{m}-{_short(t)}-s2"]
+                                      if "report_correct" in results.get(k, {})}
+                                  for m in s.methods},
                "teachers": {k: v.get(shown) for k, v in teachers.items()},
                "teachers_per_domain": {k: {kk[len("report_"):]: vv for kk, vv in v.items()
                                            if kk.startswith("report_") and kk != shown}
