@@ -5,14 +5,14 @@ its seeds) every teacher its students need.
 
     .venv/bin/python benchmarks/metakd.py --list-units
     .venv/bin/python benchmarks/metakd.py --unit maxlen             # 64 vs 128 tokens, a teacher
-    .venv/bin/python benchmarks/metakd.py --unit full-books-s1      # teachers + students, books
+    .venv/bin/python benchmarks/metakd.py --unit full-meta-s1       # meta-teacher + 4 students
 
 Units (the reduced protocol of issue 27: max length 128, as ``maxlen`` found 64 losing 1.67
-points (> 1) on the books teacher; teachers 2
-epochs, one teacher seed (1) shared by the student seeds; students stage 1 one epoch, stage 2
-two epochs; no-KD three epochs; model selection on a seeded half of each domain's dev rows,
-the other half reported). A full-data teacher sees 4 x 1,700 rows; three of them and their
-students do not fit in 75 minutes on one thread, so a unit is one teacher kind:
+points (> 1) on the books teacher; teachers 2 epochs, one teacher seed (1) shared by the
+student seeds; students stage 1 one epoch, stage 2 two epochs; no-KD three epochs; model
+selection on a seeded half of each domain's dev rows, the other half reported). A full-data
+teacher sees 4 x 1,700 rows; three of them and their students do not fit in 75 minutes on one
+thread, so a unit is one teacher kind:
 
 - ``maxlen``: one single-domain teacher (books) at 128 and at 64 tokens, accuracy of the last
   epoch on all 300 dev rows; 64 is used when it loses at most 1 point.
@@ -22,7 +22,8 @@ students do not fit in 75 minutes on one thread, so a unit is one teacher kind:
   students), ``noweights`` (the ablation: the same meta-teacher, students without instance
   weights), for student seed ``seed``.
 - ``noindomain-<domain>-<method>-s<seed>``: the target never seen by the teacher (``meta``,
-  ``mixed``, ``multitask`` over the three other domains; ``nokd``).
+  ``mixed``, ``multitask`` over the three other domains). Its no-KD student is
+  ``full-nokd-s<seed>``'s (no teacher: the same rows, seed and selection).
 - ``frac0.1-<domain>-<method>-s<seed>``: 10% of the target's rows (subset seeded by the
   teacher seed); methods as ``full``.
 
@@ -48,7 +49,7 @@ TEACHER_SEED = 1
 
 
 FULL = ["meta", "mixed", "multitask", "single", "nokd", "noweights"]
-PER_TARGET = {"noindomain": ["meta", "mixed", "multitask", "nokd"],
+PER_TARGET = {"noindomain": ["meta", "mixed", "multitask"],
               "frac0.1": ["meta", "mixed", "multitask", "single", "nokd"]}
 
 

@@ -484,7 +484,10 @@ def metakd_section(res: dict) -> list[str]:
     for name, rs in by.items():
         acc = defaultdict(lambda: defaultdict(dict))      # method -> domain -> seed -> acc
         correct = defaultdict(lambda: defaultdict(dict))  # method -> domain -> seed -> rows
-        for r in rs:
+        # no-KD uses no teacher: the full-data units' no-KD students serve no-in-domain too
+        extra = [r for r in by.get("full", []) if r.get("method") == "nokd"] \
+            if name == "noindomain" else []
+        for r in rs + extra:
             for m, row in r["per_domain"].items():
                 for d, v in row.items():
                     acc[m][d][r["seed"]] = v
