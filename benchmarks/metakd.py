@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -143,8 +144,10 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     t0 = time.time()
+    load0 = round(os.getloadavg()[0], 2)  # the machine is shared: how busy it was
     figures = maxlen_unit(a) if a.unit == "maxlen" else pipeline_unit(a, a.unit)
     figures = {"unit": a.unit, "threads": a.threads, "overrides": a.override,
+               "load_average_1min": {"start": load0, "end": round(os.getloadavg()[0], 2)},
                "unit_wall_seconds": round(time.time() - t0, 1), **figures}
     write_result(f"metakd_{a.unit}", figures,
                  " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv]))

@@ -462,9 +462,13 @@ def metakd_section(res: dict) -> list[str]:
            "single = teacher of the target domain only; mixed = teacher on all domains mixed; "
            "multitask = shared encoder with per-domain heads (with no in-domain data: the mean "
            "of the source heads); every teacher distilled with the same two stages (layer "
-           "matching 1 epoch, then soft-label KD at τ = 2, soft targets only, 2 epochs); nokd = "
+           "matching 1 epoch, then soft-label KD at τ = 2, 2 epochs, soft targets only as the "
+           "paper: the same stage for every teacher, where gold labels would only dilute the "
+           "teacher differences measured; nokd is the gold-label reference); nokd = "
            "the same student fine-tuned alone (3 epochs); metakd_noweights = Meta-KD's students "
-           "without instance weights. Teachers 2 epochs, teacher seed 1. Every model is chosen "
+           "without instance weights. The meta-teacher's domain head (tanh(dense) + dropout, as "
+           "the authors) is trained on the batch's domain labels in a new permutation every "
+           "step. Teachers 2 epochs, teacher seed 1. Every model is chosen "
            "(best epoch) on a seeded half of each domain's 300 dev rows and reported on the "
            "other 150 (`metakd.select_half`).", ""]
     ml = units.get("metakd_maxlen")
@@ -474,7 +478,8 @@ def metakd_section(res: dict) -> list[str]:
                 f"reaches {b['128']['accuracy_last']:.4f} at 128 tokens "
                 f"({b['128']['train_examples_per_s']:.1f} rows/s) and "
                 f"{b['64']['accuracy_last']:.4f} at 64 ({b['64']['train_examples_per_s']:.1f} "
-                f"rows/s): {100 * ml['diff_64_minus_128']:+.2f} points (one run's standard error "
+                f"rows/s, on the machine shared with other jobs): "
+                f"{100 * ml['diff_64_minus_128']:+.2f} points (one run's standard error "
                 f"{100 * ml['binomial_se_one_run']:.1f}); the units use "
                 f"{64 if ml['use_64'] else 128} tokens. `{ml['command']}`", ""]
     by = defaultdict(list)
