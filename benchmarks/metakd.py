@@ -18,9 +18,9 @@ thread, so a unit is one teacher kind:
   epoch on all 300 dev rows; 64 is used when it loses at most 1 point.
 - ``full-<method>-s<seed>``: all data; ``meta`` (the meta-teacher + the four Meta-KD
   students), ``mixed``, ``multitask`` (one shared teacher + the four targets' students),
-  ``single`` (the four single-domain teachers and their students), ``nokd`` (the four no-KD
-  students), ``noweights`` (the ablation: the same meta-teacher, students without instance
-  weights), for student seed ``seed``.
+  ``nokd`` (the four no-KD students), ``noweights`` (the ablation: the same meta-teacher,
+  students without instance weights), for student seed ``seed``;
+  ``full-<domain>-single-s<seed>``: the target's single-domain teacher and its student.
 - ``noindomain-<domain>-<method>-s<seed>``: the target never seen by the teacher (``meta``,
   ``mixed``, ``multitask`` over the three other domains). Its no-KD student is
   ``full-nokd-s<seed>``'s (no teacher: the same rows, seed and selection).
@@ -49,13 +49,14 @@ SEEDS = [1, 2, 3]
 TEACHER_SEED = 1
 
 
-FULL = ["meta", "mixed", "multitask", "single", "nokd", "noweights"]
+FULL = ["meta", "mixed", "multitask", "nokd", "noweights"]
 PER_TARGET = {"noindomain": ["meta", "mixed", "multitask"],
               "frac0.1": ["meta", "mixed", "multitask", "single", "nokd"]}
 
 
 def units() -> list[str]:
     out = ["maxlen"] + [f"full-{m}-s{s}" for s in SEEDS for m in FULL]
+    out += [f"full-{d}-single-s{s}" for s in SEEDS for d in DOMAINS]
     for setting, methods in PER_TARGET.items():
         out += [f"{setting}-{d}-{m}-s{s}" for s in SEEDS for d in DOMAINS for m in methods]
     return out
@@ -102,7 +103,7 @@ def pipeline_unit(a, unit: str) -> dict:
 
     parts = unit.split("-")
     setting, method, seed = parts[0], parts[-2], int(parts[-1][1:])
-    targets = [f"amazon-{d}" for d in (DOMAINS if setting == "full" else [parts[1]])]
+    targets = [f"amazon-{d}" for d in (DOMAINS if len(parts) == 3 else [parts[1]])]
     cfg = C.build(C.MetaKDConfig, overrides={
         "output_dir": f"{a.root}/{unit}", "data.max_length": a.max_length,
         "metakd.targets": targets,
