@@ -282,6 +282,16 @@ class MetaKDSettings(Strict):
     methods: list[Literal[METAKD_METHODS]] = Field(default_factory=lambda: list(METAKD_METHODS))
     stage1_epochs: float = Field(2.0, gt=0)
     stage2_epochs: float = Field(3.0, gt=0)
+    stage2_alpha: float = Field(1.0, ge=0, le=1, description="stage 2 weight of the soft "
+                                "loss (1 - it on gold labels); 1: soft targets only, as the "
+                                "paper")
+    student_weights: bool = Field(True, description="Meta-KD's per-instance weights in the "
+                                  "students (false: the no-weights ablation, same teachers)")
+    select_half: bool = Field(True, description="select every teacher and student (best "
+                              "epoch) on a seeded half of each domain's dev rows and report "
+                              "the other half; false: select and report on all dev rows")
+    select_seed: int = Field(0, description="seed of the dev split (fixed across runs, so "
+                             "every method and seed is reported on the same rows)")
 
 
 class MetaKDConfig(Strict):
@@ -295,7 +305,8 @@ class MetaKDConfig(Strict):
     metakd: MetaKDSettings = MetaKDSettings()
     teacher_train: TrainConfig = TrainConfig(lr=5e-5, epochs=2.0)
     train: TrainConfig = Field(TrainConfig(lr=1e-4, epochs=3.0), description="students "
-                               "(stage 2 and the no-KD baseline use train.epochs)")
+                               "(the no-KD baseline uses train.epochs; the KD stages "
+                               "metakd.stage1_epochs and metakd.stage2_epochs)")
 
 
 def set_path(d: dict, dotted: str, value: Any) -> None:

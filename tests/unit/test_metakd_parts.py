@@ -14,7 +14,7 @@ from lmdistill import losses as L
 from lmdistill.errors import ConfigError
 from lmdistill.methods.metakd.objective import (MetaKDObjective, MetaTeacherObjective,
                                                 MultiTaskTeacherObjective,
-                                                export_domain_teacher, shuffled_domains)
+                                                batch_permutation, export_domain_teacher)
 from lmdistill.methods.metakd.prototype import instance_weights, prototype_scores
 from lmdistill.teachers import Needs, OnlineTeacher
 
@@ -95,24 +95,31 @@ def test_instance_weights_scale_each_instance_gradient(stage):
     assert float(b2 / b1) == pytest.approx(2 * 0.5 / 3.5, rel=1e-4)
 
 
-def test_shuffled_domain_head_uses_the_shuffled_labels():
-    doms = [0] * 5 + [1] * 5 + [2] * 5
-    sh = shuffled_domains(doms, seed=0)
-    assert sorted(sh) == sorted(doms) and sh != doms
-    assert shuffled_domains(doms, seed=0) == sh  # fixed by the seed
-    obj = MetaTeacherObjective(_bert(), 3, lam=0.5).eval()
+def test_domain_head_gets_a_new_permutation_of_the_batch_domains_every_step():
+    """The corrupted labels are the batch's own domain labels, permuted afresh each step by
+    (seed, step), through the authors' tanh(dense)+dropout head."""
+    perms = {tuple(batch_permutation(8, seed=3, step=k).tolist()) for k in range(6)}
+    assert len(perms) > 1 and all(sorted(p) == list(range(8)) for p in perms)
+    assert batch_permutation(8, 3, 4).tolist() == batch_permutation(8, 3, 4).tolist()
+    obj = MetaTeacherObjective(_bert(), 3, lam=0.5, seed=3).eval()
+    assert isinstance(obj.domain_head[1], torch.nn.Tanh)
+    assert isinstance(obj.domain_head[2], torch.nn.Dropout)
     b = _batch([1.0, 1.0])
-    b["shuffled_domain"] = torch.tensor([2, 0])
-    out = obj(b)
+    b["domain"] = torch.tensor([0, 2])
     _, rep = obj.represent(b)
-    want_dom = L.hard_ce_loss(obj.domain_head(rep), torch.tensor([2, 0]))
     want_ce = F.cross_entropy(obj.model(input_ids=b["input_ids"]).logits, b["labels"])
-    torch.testing.assert_close(out["domain_ce"], want_dom.detach())
-    torch.testing.assert_close(out["loss"], (want_ce + 0.5 * want_dom).detach())
-    b2 = dict(b, shuffled_domain=b["domain"])  # the true domains give another loss
-    assert not torch.isclose(obj(b2)["domain_ce"], out["domain_ce"])
-    del b["shuffled_domain"]
-    with pytest.raises(ConfigError, match="shuffled_domain"):
+    seen = set()
+    for step in range(8):
+        obj.on_step_begin(step, 8)
+        out = obj(b)
+        shuffled = b["domain"][batch_permutation(2, 3, step)]
+        seen.add(tuple(shuffled.tolist()))
+        want_dom = L.hard_ce_loss(obj.domain_head(rep), shuffled)
+        torch.testing.assert_close(out["domain_ce"], want_dom.detach())
+        torch.testing.assert_close(out["loss"], (want_ce + 0.5 * want_dom).detach())
+    assert seen == {(0, 2), (2, 0)}  # both orders drawn over the steps
+    del b["domain"]
+    with pytest.raises(ConfigError, match="domain"):
         obj(b)
 
 
@@ -133,3 +140,29 @@ def test_multitask_teacher_exports_each_domain_as_a_plain_classifier(tmp_path):
         m = hub.load_classifier(str(tmp_path / f"d{d}")).eval()
         bd = dict(b, domain=torch.tensor([d, d]))
         torch.testing.assert_close(m(input_ids=b["input_ids"]).logits, obj.logits(bd))
+
+
+def test_multitask_teacher_without_a_domain_predicts_it_by_the_trained_heads(tmp_path):
+    """No in-domain data: domain 1's head never trains; the teacher (in training, evaluation
+    and the exported folder) predicts domain 1 by the mean of heads 0 and 2's logits."""
+    from lmdistill.models import hub
+
+    model = _bert()
+    obj = MultiTaskTeacherObjective(model, 3, hub.load_tokenizer("minilm-l6"),
+                                    trained=[0, 2]).eval()
+    with torch.no_grad():
+        for h in obj.heads:
+            torch.nn.init.normal_(h.weight)
+            torch.nn.init.normal_(h.bias)
+    b = _batch([1.0, 1.0])
+    pooled = model.bert(input_ids=b["input_ids"]).pooler_output
+    want = (obj.heads[0](pooled) + obj.heads[2](pooled)) / 2
+    torch.testing.assert_close(obj.logits(dict(b, domain=torch.tensor([1, 1]))), want)
+    torch.testing.assert_close(obj.logits(dict(b, domain=torch.tensor([2, 2]))),
+                               obj.heads[2](pooled))
+    obj.save_pretrained(tmp_path / "mt")
+    export_domain_teacher(tmp_path / "mt", 1, tmp_path / "d1", hub.load_classifier)
+    m = hub.load_classifier(str(tmp_path / "d1")).eval()
+    torch.testing.assert_close(m(input_ids=b["input_ids"]).logits, want.detach())
+    with pytest.raises(ConfigError, match="subset"):
+        MultiTaskTeacherObjective(_bert(), 3, trained=[3])

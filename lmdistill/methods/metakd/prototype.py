@@ -9,13 +9,9 @@ every domain (high t) carry transferable knowledge; Meta-KD weights them up.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
-from ...data.collate import Encoded
 from ...errors import ConfigError
 
 
@@ -30,31 +26,6 @@ def prototype_scores(h: torch.Tensor, domains: torch.Tensor) -> torch.Tensor:
     others = torch.stack([torch.stack([cents[o] for o in ids if o != int(d)]).mean(0)
                           for d in domains])
     return 0.5 * (F.cosine_similarity(h, own, dim=-1) + F.cosine_similarity(h, others, dim=-1))
-
-
-def cached_prototype_scores(model, enc: Encoded, domain_field: str, cache_dir: Path,
-                            batch_size: int = 64, progress: bool = False) -> torch.Tensor:
-    """:func:`prototype_scores` of ``enc``'s rows under ``model`` (mean-pooled last layer),
-    cached by the model's weights, the token ids and the domains."""
-    from safetensors.torch import load_file, save_file
-
-    from ...cache import content_key
-    from ...teachers import fingerprint_model
-    from ...train.predict import pooled_hidden_states
-
-    key = content_key(fingerprint_model(model), [enc], {"what": "prototype", "v": 1},
-                      extras=(domain_field,))
-    path = Path(cache_dir) / f"prototype-{key}.safetensors"
-    if path.exists():
-        return load_file(str(path))["t"]
-    h = pooled_hidden_states(model, enc, batch_size, progress, layers=[-1])[:, 0]
-    t = prototype_scores(h, torch.tensor(enc.extras[domain_field]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"t": t.contiguous()}, str(tmp))
-    tmp.rename(path)
-    (path.with_suffix(".json")).write_text(json.dumps({"rows": len(enc)}))
-    return t
 
 
 def instance_weights(t: torch.Tensor, p_gold: torch.Tensor) -> torch.Tensor:

@@ -15,8 +15,20 @@ Stages (each its own folder under ``output_dir/stages``; a killed run resumes):
    term of both stages and the domain-representation MSE in stage 1; ``nokd`` fine-tunes the
    same student on the target rows.
 
-The result: per target domain and method, the student's dev metric (and the teachers'), in
-``metrics.json`` with ``per_domain`` and ``average``; the report draws per-domain bars.
+Model selection (``metakd.select_half``, default): each domain's dev rows are split in two
+halves by a fixed seed (``metakd.select_seed``); every teacher and student is evaluated after
+each epoch and its best epoch chosen on the *selection* half, and the figures reported are
+those of the chosen model on the other half, never on the rows it was chosen on. (Stage 1 has
+no trained head: its student is the last one.) Shared teachers are selected on every domain's
+selection half, so every unit that retrains them gets the same teacher.
+
+Stage 2 distils with soft targets only (``metakd.stage2_alpha`` = 1), as the paper: every
+teacher goes through the same two stages, so the gold labels would only dilute the differences
+between teachers that the study measures; the no-KD student is the gold-label reference.
+
+The result: per target domain and method, the student's metric on the reported half (and the
+teachers'), in ``metrics.json`` with ``per_domain`` and ``average`` (and ``*_select``, the
+selection half); the report draws per-domain bars.
 """
 
 from __future__ import annotations
@@ -37,9 +49,9 @@ from ...train import runner
 from ...train.loop import make_accelerator
 from ...train.pipeline import Pipeline, Stage
 from ...train.predict import pooled_hidden_states, predict
-from .objective import (DOMAIN, ROW, SHUFFLED, MetaKDObjective, MetaTeacherObjective,
+from .objective import (DOMAIN, ROW, MetaKDObjective, MetaTeacherObjective,
                         MultiTaskTeacherObjective, export_domain_teacher,
-                        load_domain_embedding, shuffled_domains)
+                        load_domain_embedding)
 from .prototype import instance_weights, prototype_scores
 
 
@@ -49,6 +61,18 @@ def _with(ex: Example, **meta) -> Example:
 
 def _short(name: str) -> str:
     return name.split("-", 1)[1] if name.startswith("amazon-") else name
+
+
+def split_halves(n: int, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded split of n dev rows into (selection, report) halves, sorted."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return sorted(perm[: n // 2].tolist()), sorted(perm[n // 2:].tolist())
+
+
+def stats(x) -> dict:
+    x = np.asarray(x, dtype=float)
+    return {"min": round(float(x.min()), 4), "max": round(float(x.max()), 4),
+            "mean": round(float(x.mean()), 4), "sd": round(float(x.std()), 4), "n": len(x)}
 
 
 def with_domain_targets(reps: torch.Tensor, num_domains: int, weight: float):
@@ -103,7 +127,7 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
         if s.fraction >= 1:
             return list(range(n))
         k = max(2, int(round(n * s.fraction)))
-        rng = np.random.default_rng(cfg.train.seed)
+        rng = np.random.default_rng(cfg.teacher_train.seed)  # shared by the student seeds
         return sorted(rng.choice(n, k, replace=False).tolist())
 
     shared = s.fraction >= 1 and not s.no_in_domain
@@ -149,18 +173,58 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
         idx = torch.tensor([row_of[r] for r in rows])
         return prototype_scores(state["h"][idx], torch.tensor([dom_id[d] for d, _ in rows]))
 
-    def dev_examples(domains: list[str]) -> list[Example]:
-        return [_with(e, **{DOMAIN: dom_id[d]}) for d in domains
-                for e in tasks[d].load(cfg.data.eval_split, limit=cfg.data.eval_limit)]
+    def dev_examples(domains: list[str], half: str) -> list[Example]:
+        """``half``: "select" (choose the best epoch on it), "report" (the figures) or "all"."""
+        out = []
+        for d in domains:
+            rows = [_with(e, **{DOMAIN: dom_id[d]})
+                    for e in tasks[d].load(cfg.data.eval_split, limit=cfg.data.eval_limit)]
+            if s.select_half and half != "all":
+                sel, rep = split_halves(len(rows), s.select_seed + dom_id[d])
+                rows = [rows[i] for i in (sel if half == "select" else rep)]
+            out += rows
+        return out
+
+    def per_epoch(train_cfg, n_rows: int):
+        """Evaluate after every epoch (the best one is chosen on the selection half)."""
+        steps = max(1, -(-n_rows // (train_cfg.batch_size * train_cfg.grad_accum)))
+        return train_cfg.model_copy(update={"eval_every": train_cfg.eval_every or steps})
+
+    def metrics_of(pred, exs: list[Example], domains: list[str], prefix: str) -> dict:
+        """The primary metric on ``exs`` (all) and per domain, keys ``prefix``+name."""
+        enc = encode(exs, tokenizer, cfg.data.max_length)
+        logits = predict(pred, enc, cfg.train.eval_batch_size, accelerator)
+        out = {f"{prefix}{first.primary_metric}":
+               runner.task_metrics(first, logits, enc)[first.primary_metric]}
+        if len(domains) > 1:
+            dom = np.array([e.meta[DOMAIN] for e in exs])
+            for d in domains:
+                k = np.flatnonzero(dom == dom_id[d])
+                sub = encode([exs[i] for i in k], tokenizer, cfg.data.max_length)
+                out[f"{prefix}{_short(d)}"] = runner.task_metrics(
+                    first, logits[k], sub)[first.primary_metric]
+        return out
 
     def train_supervised(ctx, obj, exs: list[Example], eval_on: list[str], train_cfg,
                          extra: dict) -> dict:
         train = encode(exs, tokenizer, cfg.data.max_length)
-        dev = encode(dev_examples(eval_on), tokenizer, cfg.data.max_length)
+        dev = encode(dev_examples(eval_on, "select"), tokenizer, cfg.data.max_length)
+        report = dev_examples(eval_on, "report") if s.select_half else []
+        train_cfg = per_epoch(train_cfg, len(train)) if s.select_half else train_cfg
         rcfg = C.FinetuneConfig(output_dir=str(ctx.dir), data=cfg.data, train=train_cfg,
                                 model=C.ModelConfig(name=cfg.teacher_base))
+
+        def evaluate(trainer):  # the selection half's metric decides; the report half rides
+            trainer.model.eval()
+            pred = trainer.unwrapped.predict
+            m = metrics_of(pred, dev_examples(eval_on, "select"), eval_on, "select_")
+            m[first.primary_metric] = m.pop(f"select_{first.primary_metric}")
+            if report:
+                m.update(metrics_of(pred, report, eval_on, "report_"))
+            return m
+
         res = runner.run_training(obj, first, train, dev, rcfg, ctx.resume, accelerator, t0,
-                                  {**extra, "rows": len(train)})
+                                  {**extra, "rows": len(train)}, evaluate=evaluate)
         return {**res, "model": str(ctx.dir / "model")}
 
     def teacher_run(ctx, kind: str, target: str | None) -> dict:
@@ -168,20 +232,25 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
         rows = group_rows(target) if kind != "single" else [(target, i)
                                                             for i in target_rows(target)]
         exs = [full[d][i] for d, i in rows]
+        extra = {"teacher": kind}
         if kind == "meta":
-            t = scores(rows).clamp(min=0).tolist()  # weights must be >= 0
-            shuf = shuffled_domains([dom_id[d] for d, _ in rows], cfg.train.seed)
-            exs = [_with(e, weight=float(w), **{SHUFFLED: sd})
-                   for e, w, sd in zip(exs, t, shuf)]
+            t_raw = scores(rows)
+            t = t_raw.clamp(min=0).tolist()  # weights must be >= 0
+            exs = [_with(e, weight=float(w)) for e, w in zip(exs, t)]
+            extra["prototype_scores"] = stats(t_raw)
+        set_seed(cfg.teacher_train.seed)  # the same fresh heads in every unit that retrains it
         model = hub.load_classifier(cfg.teacher_base, first.num_labels, first.label_names)
         if kind == "meta":
-            obj = MetaTeacherObjective(model, len(s.domains), s.lam, tokenizer)
-        elif kind == "multitask":
-            obj = MultiTaskTeacherObjective(model, len(s.domains), tokenizer)
+            obj = MetaTeacherObjective(model, len(s.domains), s.lam, tokenizer,
+                                       seed=cfg.teacher_train.seed)
+        elif kind == "multitask":  # a domain without rows is predicted by the trained heads
+            obj = MultiTaskTeacherObjective(model, len(s.domains), tokenizer,
+                                            trained=sorted({dom_id[d] for d, _ in rows}))
         else:
             obj = SupervisedObjective(model, False, tokenizer)
-        return train_supervised(ctx, obj, exs, [target] if target else list(targets),
-                                cfg.teacher_train, {"teacher": kind})
+        # a shared teacher is chosen on every domain's selection half, a group's on its target
+        eval_on = [target] if target else list(s.domains)
+        return train_supervised(ctx, obj, exs, eval_on, cfg.teacher_train, extra)
 
     def teacher_dir_for(ctx, method: str, target: str) -> str:
         if method == "single":
@@ -198,7 +267,7 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
     def student_rows(target: str, method: str, teacher: str) -> list[Example]:
         rows = [(target, i) for i in target_rows(target)]
         exs = [_with(full[d][i], **{ROW: r}) for r, (d, i) in enumerate(rows)]
-        if method != "metakd":
+        if method != "metakd" or not s.student_weights:
             return exs
         if ("weights", target) in state:  # stage 2 reuses stage 1's (same teacher, same rows)
             return [_with(e, weight=w) for e, w in zip(exs, state[("weights", target)])]
@@ -217,6 +286,9 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
         p = torch.from_numpy(logits).float().softmax(-1)
         gold = p[torch.arange(len(exs)), torch.tensor([e.label for e in exs])]
         state[("weights", target)] = instance_weights(t, gold).tolist()
+        state[("weight_stats", target)] = {"prototype_scores": stats(t),
+                                           "instance_weights": stats(state[("weights", target)]),
+                                           "teacher_p_gold": stats(gold)}
         return [_with(e, weight=w) for e, w in zip(exs, state[("weights", target)])]
 
     def domain_targets(teacher: str, exs: list[Example]) -> torch.Tensor:
@@ -225,6 +297,22 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
         h = pooled_hidden_states(tm, enc, layers=[-1])[:, 0]
         emb = load_domain_embedding(teacher)
         return h + emb[torch.tensor([e.meta[DOMAIN] for e in exs])]
+
+    def report_of(model_dir: str, target: str) -> dict:
+        """The chosen student on the reported rows: its metric and, per row, whether it is
+        right (0/1, in the rows' order; for paired bootstraps across methods and seeds)."""
+        m = hub.load_classifier(model_dir).to(accelerator.device).eval()
+        exs = dev_examples([target], "report" if s.select_half else "all")
+        enc = encode(exs, tokenizer, cfg.data.max_length)
+        logits = predict(lambda b: m(**model_inputs(b)).logits, enc,
+                         cfg.train.eval_batch_size, accelerator)
+        prefix = "report_" if s.select_half else ""
+        out = {f"{prefix}{first.primary_metric}":
+               runner.task_metrics(first, logits, enc)[first.primary_metric]}
+        if not first.is_regression:
+            out["report_correct"] = (logits.argmax(-1) == np.asarray(enc.labels)).astype(
+                int).tolist()
+        return out
 
     def student_stage(method: str, target: str, stage: int):
         def run(ctx):
@@ -237,16 +325,21 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
                                            first.num_labels, first.label_names)
                 student = build_student(cfg.student, base)
                 exs = [full[target][i] for i in target_rows(target)]
-                return train_supervised(ctx, SupervisedObjective(student, False, tokenizer),
-                                        exs, [target], cfg.train, {"student": "nokd"})
+                res = train_supervised(ctx, SupervisedObjective(student, False, tokenizer),
+                                       exs, [target], cfg.train, {"student": "nokd"})
+                return {**res, **report_of(res["model"], target)}
             teacher = teacher_dir_for(ctx, method, target)
             exs = student_rows(target, method, teacher)
             prev = ctx.results.get(f"{method}-{_short(target)}-s1")
             kd = cfg.kd.model_copy(update={"logit_loss": False} if stage == 1 else
-                                   {"features": [], "temperature": s.temperature})
+                                   {"features": [], "temperature": s.temperature,
+                                    "alpha": s.stage2_alpha})
             student = cfg.student if stage == 1 else C.StudentConfig(kind="pretrained",
                                                                      base=prev["model"])
-            tr = cfg.train.model_copy(update={"epochs": s.stage1_epochs} if stage == 1 else {})
+            tr = cfg.train.model_copy(update={"epochs": s.stage1_epochs if stage == 1
+                                              else s.stage2_epochs})
+            if stage == 2 and s.select_half:  # stage 1 trains no head: its last model is kept
+                tr = per_epoch(tr, len(exs))
             dcfg = C.DistillConfig(output_dir=str(ctx.dir), data=task_cfg, student=student,
                                    kd=kd, train=tr, teacher=C.TeacherConfig(
                                        name=teacher, cache=stage == 2))
@@ -254,11 +347,16 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
                                            s.domain_weight)
                        if method == "metakd" and stage == 1 else None)
             res = distill(dcfg, resume=ctx.resume, train_examples=exs,
-                          objective_factory=factory)
-            return {**res, "model": str(ctx.dir / "model"), "teacher": teacher}
+                          objective_factory=factory,
+                          eval_examples=dev_examples([target], "select"))
+            res = {**res, "model": str(ctx.dir / "model"), "teacher": teacher}
+            if ("weight_stats", target) in state and method == "metakd":
+                res["weights"] = state[("weight_stats", target)]
+            return {**res, **report_of(res["model"], target)} if stage == 2 else res
         return run
 
-    stages = [Stage("embeddings", embeddings)]
+    # the prototype encoder's states are only needed by the meta-teacher and its students
+    stages = [Stage("embeddings", embeddings)] if "metakd" in s.methods else []
     for g, target in groups.items():
         for kind in ("meta", "mixed", "multitask"):
             if {"meta": "metakd"}.get(kind, kind) in s.methods:
@@ -280,19 +378,45 @@ def metakd(cfg: C.MetaKDConfig, resume: bool = False) -> dict:
     results = Pipeline(stages, out, print if cfg.train.progress else None).run(resume=resume)
 
     primary = first.primary_metric
+    shown = f"report_{primary}" if s.select_half else primary
     table: dict[str, dict[str, float]] = {}
+    select: dict[str, dict[str, float]] = {}
     for t in targets:
         for m in s.methods:
             key = f"nokd-{_short(t)}" if m == "nokd" else f"{m}-{_short(t)}-s2"
             if key in results:
-                table.setdefault(m, {})[_short(t)] = results[key][primary]
+                table.setdefault(m, {})[_short(t)] = results[key][shown]
+                select.setdefault(m, {})[_short(t)] = results[key][primary]
+    teachers = {k: v for k, v in results.items()
+                if k.split("-")[0] in ("meta", "mixed", "multitask", "single")
+                and not k.endswith(("-s1", "-s2"))}
     summary = {"primary": primary, "setting": {"fraction": s.fraction,
-                                               "no_in_domain": s.no_in_domain},
+                                               "no_in_domain": s.no_in_domain,
+                                               "student_weights": s.student_weights,
+                                               "select_half": s.select_half,
+                                               "select_seed": s.select_seed},
+               "reported_on": "report half of dev" if s.select_half else "all dev rows",
                "per_domain": table,
                "average": {m: float(np.mean(list(v.values()))) for m, v in table.items()},
-               "teachers": {k: v.get(primary) for k, v in results.items()
-                            if k.split("-")[0] in ("meta", "mixed", "multitask", "single")
-                            and not k.endswith(("-s1", "-s2"))},
+               "per_domain_select": select,
+               "report_correct": {m: {_short(t): results[k]["report_correct"]
+                                      for t in targets for k in [
+                                          f"nokd-{_short(t)}" if m == "nokd"
+                                          else f"{m}-{_short(t)}-s2"]
+                                      if "report_correct" in results.get(k, {})}
+                                  for m in s.methods},
+               "teachers": {k: v.get(shown) for k, v in teachers.items()},
+               "teachers_per_domain": {k: {kk[len("report_"):]: vv for kk, vv in v.items()
+                                           if kk.startswith("report_") and kk != shown}
+                                       for k, v in teachers.items()},
+               "teachers_select": {k: v.get(primary) for k, v in teachers.items()},
+               "teacher_best_step": {k: v.get("best_step") for k, v in teachers.items()},
+               "prototype_scores": {k: v["prototype_scores"] for k, v in teachers.items()
+                                    if "prototype_scores" in v},
+               "student_weights": {k: v["weights"] for k, v in results.items()
+                                   if "weights" in v},
+               "stage_wall_seconds": {k: v.get("train_seconds") for k, v in results.items()
+                                      if isinstance(v, dict)},
                "wall_seconds": round(time.time() - t0, 1)}
     from ...report.metakd import write_metakd_report
 
