@@ -4,7 +4,7 @@ Each row is a sequence of random filler tokens with the two tokens A, B adjacent
 label 1 for "A B", 0 for "B A". The head pools over positions (mean and max), so identity and
 the (symmetric) pools see a bag of words and cannot tell the labels apart; a convolution can.
 The search (probes off: γ = 0, costs = parameter shares) runs at β in --betas; the derived
-architecture of each is written to ``results/adabert_synthetic.json``.
+architecture of each is written to ``results/adabertsyn_bigram.json``.
 
     .venv/bin/python benchmarks/adabert_synthetic.py --betas 0 4 100
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import random
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -64,14 +65,16 @@ for beta in a.betas:
     train, held = bigram_rows(512, a.seed), bigram_rows(256, a.seed + 1, 512)
     obj = AdaBertSearchObjective(AdaBertForSequenceClassification(cfg), torch.zeros(768, 3, 2),
                                  [0.5] * 3, [costs[o] for o in OPS], held, s, a.seed)
+    run_dir = Path(a.root) / f"beta{beta:g}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # every search starts afresh (deterministic)
     Trainer(obj, train, C.TrainConfig(max_steps=a.steps, batch_size=32, lr=3e-3,
-                                      warmup_ratio=0.05, progress=False, log_every=1000),
-            Path(a.root) / f"beta{beta:g}").fit()
+                                      warmup_ratio=0.05, progress=False, log_every=1000,
+                                      mixed_precision="no"), run_dir).fit()
     geno = obj.genotype()
     ops = [op for node in geno["nodes"] for _, op in node]
     rows.append({"beta": beta, "architecture": geno, "convs": sum("conv" in o for o in ops),
                  "edges": len(ops), "seconds": round(time.time() - t0, 1)})
     print(rows[-1], flush=True)
-write_result("adabert_synthetic", {"steps": a.steps, "seed": a.seed, "threads": a.threads,
+write_result("adabertsyn_bigram", {"steps": a.steps, "seed": a.seed, "threads": a.threads,
                                    "task": "ordered bigram (A B vs B A), 512 train rows",
                                    "rows": rows}, cmd)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # the section modules beside this script
 
-from sections_adabert import adabert_section  # noqa: E402
+from sections_adabert import adabert_section, adabert_synthetic_section  # noqa: E402
 from sections_core import bf16_section, compress_section, cuda_tests_section, devices_section, distill_section, finetune_section, multiteacher_section, speed_section  # noqa: E402
 from sections_kd import kdclinc_section, kdsweep_section, kdvs_section  # noqa: E402
 from sections_l2a import l2a_section  # noqa: E402
@@ -31,7 +31,8 @@ def main() -> None:
              "Regenerate this page with `.venv/bin/python benchmarks/render.py`.", ""]
     lines += targets_section(res) + finetune_section(res) + distill_section(res) + multiteacher_section(res)
     lines += compress_section(res) + speed_section(res) + mlm_section(res)
-    lines += mlm_downstream_section(res) + adabert_section(res) + metakd_section(res)
+    lines += mlm_downstream_section(res) + adabert_section(res)
+    lines += adabert_synthetic_section(res) + metakd_section(res)
     lines += wsd_section(res) + lexical_transfer_section(res) + kdvs_section(res)
     lines += kdsweep_section(res)
     lines += kdclinc_section(res)
