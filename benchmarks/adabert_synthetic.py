@@ -4,7 +4,7 @@ Each row is a sequence of random filler tokens with the two tokens A, B adjacent
 label 1 for "A B", 0 for "B A". The head pools over positions (mean and max), so identity and
 the (symmetric) pools see a bag of words and cannot tell the labels apart; a convolution can.
 The search (probes off: γ = 0, costs = parameter shares) runs at β in --betas; the derived
-architecture of each is written to ``results/adabertsyn_bigram.json``.
+architecture of each is written to ``results/adabertsyn_bigram_<steps>steps.json``.
 
     .venv/bin/python benchmarks/adabert_synthetic.py --betas 0 4 100
 """
@@ -75,6 +75,6 @@ for beta in a.betas:
     rows.append({"beta": beta, "architecture": geno, "convs": sum("conv" in o for o in ops),
                  "edges": len(ops), "seconds": round(time.time() - t0, 1)})
     print(rows[-1], flush=True)
-write_result("adabertsyn_bigram", {"steps": a.steps, "seed": a.seed, "threads": a.threads,
+write_result(f"adabertsyn_bigram_{a.steps}steps", {"steps": a.steps, "seed": a.seed, "threads": a.threads,
                                    "task": "ordered bigram (A B vs B A), 512 train rows",
                                    "rows": rows}, cmd)

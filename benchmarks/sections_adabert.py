@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from render_common import machine_line
+from render_common import machine_line, machines_line
 
 
 def adabert_sst2_target(res: dict) -> tuple[bool, str, list] | None:
@@ -142,33 +142,36 @@ def adabert_section(res: dict) -> list[str]:
 
 def adabert_synthetic_section(res: dict) -> list[str]:
     """Issue 30's synthetic check: an ordered-bigram task only an order-aware op can solve,
-    searched at several β; which ops the derived cell kept."""
-    r = res.get("adabertsyn_bigram")
-    if not r:
+    searched at several β (one table per search length); which ops the derived cell kept."""
+    rs = sorted((r for k, r in res.items() if k.startswith("adabertsyn_bigram")),
+                key=lambda r: r["steps"])
+    if not rs:
         return []
     out = ["### AdaBERT search on a task only a convolution can solve", "",
-           f"Task: {r['task']}; label 1 for \"A B\", 0 for \"B A\" among random filler tokens. "
-           "The head pools over positions, so identity and the (symmetric) pools cannot tell "
-           f"the labels apart. Search: {r['steps']} steps, 2 cells at most, 2 nodes, width 16, "
-           "costs = parameter shares of the search space, no probes (γ = 0), seed "
-           f"{r['seed']}.", "",
-           "| β | cells | convolutions among the kept edges | derived cell | search time (s) |",
-           "|---|---|---|---|---|"]
-    for row in r["rows"]:
-        g = row["architecture"]
-        cell = "; ".join(", ".join(f"{op}←{i}" for i, op in node) for node in g["nodes"])
-        out.append(f"| {row['beta']:g} | {g['cells']} | {row['convs']} of {row['edges']} | "
-                   f"{cell} | {row['seconds']:.0f} |")
-    convs = {row["beta"]: row["convs"] for row in r["rows"]}
-    if convs.get(4.0) == 0:
+           f"Task: {rs[0]['task']}; label 1 for \"A B\", 0 for \"B A\" among random filler "
+           "tokens. The head pools over positions, so identity and the (symmetric) pools "
+           "cannot tell the labels apart. Search: 2 cells at most, 2 nodes, width 16, costs = "
+           "parameter shares of the search space, no probes (γ = 0), seed "
+           f"{rs[0]['seed']}.", "",
+           "| search steps | β | cells | convolutions among the kept edges | derived cell | "
+           "search time (s) |", "|---|---|---|---|---|---|"]
+    for r in rs:
+        for row in r["rows"]:
+            g = row["architecture"]
+            cell = "; ".join(", ".join(f"{op}←{i}" for i, op in node) for node in g["nodes"])
+            out.append(f"| {r['steps']} | {row['beta']:g} | {g['cells']} | {row['convs']} of "
+                       f"{row['edges']} | {cell} | {row['seconds']:.0f} |")
+    at4 = [row["convs"] for r in rs for row in r["rows"] if row["beta"] == 4.0]
+    at0 = [row["convs"] for r in rs for row in r["rows"] if row["beta"] == 0.0]
+    if at4 and not any(at4):
         out += ["", "**Target not met**: the issue asks for a convolution at the default "
                 "β = 4 and identity/pools at a large β. The search keeps convolutions only at "
-                f"β = 0 ({convs.get(0.0)} of 4 edges); from β = 0.5 on it keeps pools and "
-                "identity. With the expected-cost efficiency loss and affine-free search "
-                "convolutions, the architecture gradient does see the task (β = 0 picks "
-                "convolutions), but within this budget the convolutions' own weights, trained "
-                "only when sampled, do not lower the loss by more than their share of the "
-                "cost: more search steps or a weight warm-up before the architecture steps are "
-                "the next things to measure."]
-    out += ["", f"Command: `{r['command']}`. {machine_line(r)}.", ""]
+                f"β = 0 ({', '.join(map(str, at0))} of 4 edges); at every β > 0 tried it keeps pools "
+                "and identity, at 1,500 search steps as at 300. With the expected-cost "
+                "efficiency loss and affine-free search convolutions the architecture gradient "
+                "does see the task (β = 0 picks convolutions), but the convolutions' weights, "
+                "trained only when sampled (GDAS), do not lower the loss by more than their "
+                "share of the cost: a weight warm-up before the architecture steps, or the full "
+                "(unsampled) forward, are the next things to measure."]
+    out += [""] + [f"Command: `{r['command']}`." for r in rs] + [machines_line(rs), ""]
     return out
