@@ -166,7 +166,8 @@ def adabert_synthetic_section(res: dict) -> list[str]:
     if at4 and not any(at4):
         out += ["", "**Target not met**: the issue asks for a convolution at the default "
                 "β = 4 and identity/pools at a large β. The search keeps convolutions only at "
-                f"β = 0 ({', '.join(map(str, at0))} of 4 edges); at every β > 0 tried it keeps pools "
+                f"β = 0 ({', '.join(map(str, at0))} of 4 edges); at every β > 0 tried it keeps "
+                "pools "
                 "and identity, at 1,500 search steps as at 300. With the expected-cost "
                 "efficiency loss and affine-free search convolutions the architecture gradient "
                 "does see the task (β = 0 picks convolutions), but the convolutions' weights, "
