@@ -13,6 +13,10 @@ on the six sets with MFS beside it and the ≤4 / >4 candidates split, into
 
     .venv/bin/python benchmarks/wsd.py --unit lmms-teacher --threads 1
 
+``--unit lmms-ablation`` (after it, same ``--root``) scores fixed variants of the tuned choice
+(prior off, gloss off, other coverages) on the held-out part and the six sets, for reporting
+only, into ``wsd_lmms_ablation.json``.
+
 Rows already in results/ are skipped (``wsd_<row>.json``). ``--prior`` then scores each trained
 row's model again as ``s + w·log prior(sense)`` (WordNet's tagged counts), with w chosen on SE07
 from the grid below, into ``wsd_prior_<row>.json``.
@@ -82,11 +86,61 @@ def lmms_teacher() -> None:
         "wall_seconds": round(time.time() - t0, 1)}, cmd)
 
 
+def lmms_ablation() -> None:
+    """The tuned teacher against fixed variants of its choice (prior off, gloss off, other
+    coverages), each on the held-out SemCor part (train vectors) and on the six sets (all
+    vectors): what each part adds. Reporting only; nothing here is chosen on a set."""
+    import dataclasses
+    import time
+
+    import torch
+
+    from lmdistill.methods.lexical import lmms
+
+    torch.set_num_threads(a.threads)
+    t0 = time.time()
+    out = Path(a.root) / f"lmms-{a.encoder.replace('/', '_')}-h{a.holdout}-s{a.seed}"
+    tuned = lmms.SenseTeacher(out).choice
+    variants = {"tuned": tuned, "no prior (w=0)": dataclasses.replace(tuned, w=0.0),
+                "no gloss (beta=0)": dataclasses.replace(tuned, beta=0.0),
+                "SemCor vectors only (beta=0, w=0)": dataclasses.replace(tuned, beta=0.0,
+                                                                          w=0.0)}
+    variants.update({f"coverage {c}": dataclasses.replace(tuned, coverage=c)
+                     for c in lmms.COVERAGES if c != tuned.coverage})
+    t = lmms.SenseTeacher(out, vectors="train")
+    held = [lmms.Target(**x) for x in t.ix["heldout"]]
+    cands = [t.candidates(x.lemma, x.pos) for x in held]
+    keep = [i for i, c in enumerate(cands) if len(c) > 1]
+    hv = lmms._load(out / "heldout.safetensors")["vectors"][keep]
+    ids, cands = [held[i].id for i in keep], [cands[i] for i in keep]
+    gold = {held[i].id: held[i].gold for i in keep}
+    rows = {}
+    for name, c in variants.items():
+        pred, back = t.predict(ids, hv, cands, c)
+        res = lmms.evaluate_lmms(out, choice=c)
+        rows[name] = {"choice": dataclasses.asdict(c), "heldout_f1": lmms.score(gold, pred)["f1"],
+                      "heldout_backoff": back,
+                      "sets": {n: {"f1": r["model"]["f1"], "mfs_f1": r["mfs"]["f1"],
+                                   "backoff": r["backoff"],
+                                   "le4": r["by_candidates"]["model"]["le4"]["f1"],
+                                   "gt4": r["by_candidates"]["model"]["gt4"]["f1"]}
+                               for n, r in res["sets"].items()}}
+        print(name, {n: round(100 * r["f1"], 1) for n, r in rows[name]["sets"].items()},
+              flush=True)
+    write_result("wsd_lmms_ablation", {"unit": "lmms-ablation", "encoder": a.encoder,
+                                       "sense_vectors": str(out), "threads": a.threads,
+                                       "variants": rows,
+                                       "wall_seconds": round(time.time() - t0, 1)}, cmd)
+
+
 if a.unit == "lmms-teacher":
     lmms_teacher()
     sys.exit(0)
+elif a.unit == "lmms-ablation":
+    lmms_ablation()
+    sys.exit(0)
 elif a.unit is not None:
-    sys.exit(f"unknown --unit {a.unit}: lmms-teacher")
+    sys.exit(f"unknown --unit {a.unit}: lmms-teacher, lmms-ablation")
 root, task = Path(a.root), f"gloss:{a.instances}"
 common = {"data.task": task, "data.max_length": 96, "train.batch_size": 32,
           "train.epochs": a.epochs, "train.num_threads": a.threads, "train.progress": False,
