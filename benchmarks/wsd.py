@@ -13,6 +13,8 @@ on the six sets with MFS beside it and the ≤4 / >4 candidates split, into
 
     .venv/bin/python benchmarks/wsd.py --unit lmms-teacher --threads 1
 
+``--unit lmms-subset --layers 2`` does the same with the 2-layer subset of the encoder (the
+student's shape, no lexical training) as the encoder, into ``wsd_lmms_subset-2.json``.
 ``--unit lmms-ablation`` (after it, same ``--root``) scores fixed variants of the tuned choice
 (prior off, gloss off, other coverages) on the held-out part and the six sets, for reporting
 only, into ``wsd_lmms_ablation.json``.
@@ -56,7 +58,7 @@ a = ap.parse_args()
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
 
 
-def lmms_teacher() -> None:
+def lmms_teacher(encoder: str | None = None, tag: str = "teacher") -> None:
     import time
 
     import torch
@@ -66,20 +68,21 @@ def lmms_teacher() -> None:
 
     torch.set_num_threads(a.threads)
     t0 = time.time()
-    out = Path(a.root) / f"lmms-{a.encoder.replace('/', '_')}-h{a.holdout}-s{a.seed}"
+    encoder = encoder or a.encoder
+    out = Path(a.root) / f"lmms-{encoder.replace('/', '_')}-h{a.holdout}-s{a.seed}"
     reused = (out / "index.json").exists()  # built by an earlier run: its build time is old
-    build = lmms.build_sense_vectors(out, a.encoder, holdout=a.holdout, seed=a.seed)
-    params = count_params(AutoModel.from_pretrained(hub.resolve(a.encoder)))
+    build = lmms.build_sense_vectors(out, encoder, holdout=a.holdout, seed=a.seed)
+    params = count_params(AutoModel.from_pretrained(hub.resolve(encoder)))
     tuning = lmms.tune(out)
-    base = {"unit": "lmms-teacher", "encoder": a.encoder, "params": params,
+    base = {"unit": a.unit, "encoder": encoder, "params": params,
             "threads": torch.get_num_threads(), "sense_vectors": str(out),
             "reused_vectors": reused,
             "build": {k: v for k, v in build.items() if k != "heldout_documents"}}
-    write_result("wsd_lmms_tuning", {**base, "tuning": tuning,
-                                     "wall_seconds": round(time.time() - t0, 1)}, cmd)
+    write_result("wsd_lmms_tuning" + ("" if tag == "teacher" else f"-{tag}"),
+                 {**base, "tuning": tuning, "wall_seconds": round(time.time() - t0, 1)}, cmd)
     res = lmms.evaluate_lmms(out)
     train_only = lmms.evaluate_lmms(out, vectors="train")
-    write_result("wsd_lmms_teacher", {
+    write_result(f"wsd_lmms_{tag}", {
         **base, "choice": tuning["choice"], "heldout_f1": tuning["heldout_f1"],
         "heldout_mfs_f1": tuning["heldout_mfs_f1"], **res,
         "train_vectors_f1": {n: r["model"]["f1"] for n, r in train_only["sets"].items()},
@@ -139,8 +142,17 @@ if a.unit == "lmms-teacher":
 elif a.unit == "lmms-ablation":
     lmms_ablation()
     sys.exit(0)
+elif a.unit == "lmms-subset":
+    # the student's shape with no lexical training: the --layers subset of the encoder
+    # (make_student's layer choice), used as the NN teacher's encoder
+    init = Path(a.root) / f"student-init-{a.layers}"
+    if not (init / "config.json").exists():
+        make_student(C.StudentConfig(kind="subset", num_layers=a.layers), a.encoder, "gloss",
+                     init)
+    lmms_teacher(str(init), f"subset-{a.layers}")
+    sys.exit(0)
 elif a.unit is not None:
-    sys.exit(f"unknown --unit {a.unit}: lmms-teacher, lmms-ablation")
+    sys.exit(f"unknown --unit {a.unit}: lmms-teacher, lmms-ablation, lmms-subset")
 root, task = Path(a.root), f"gloss:{a.instances}"
 common = {"data.task": task, "data.max_length": 96, "train.batch_size": 32,
           "train.epochs": a.epochs, "train.num_threads": a.threads, "train.progress": False,
