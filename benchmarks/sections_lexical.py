@@ -57,38 +57,57 @@ def wsd_section(res: dict) -> list[str]:
 
 def lmms_section(res: dict, sets: list[str]) -> list[str]:
     """The nearest-neighbour (LMMS-style) sense teacher (issue 28): F1 per set with MFS on the
-    same instances, and ALL split by number of candidates."""
+    same instances, and ALL split by number of candidates; the same procedure over the
+    student-shaped layer subset, and the ablation of the teacher's choice, when present."""
     r = res.get("wsd_lmms_teacher")
     if not r:
         return []
-    c = r["choice"]
+    rows = [(f"NN teacher ({r['encoder']})", r)] + [
+        (f"NN, {k[len('wsd_lmms_subset-'):]}-layer subset of {r['encoder']} (no lexical "
+         "training)", v) for k, v in res.items() if k.startswith("wsd_lmms_subset-")]
 
-    def cell(k, s):
-        return f"{100 * r['sets'][s][k]['f1']:.1f}" if s in r["sets"] else "—"
+    def cells(x, k):
+        bc = x["sets"].get("ALL", {}).get("by_candidates", {}).get(k, {})
+        return ([f"{100 * x['sets'][s][k]['f1']:.1f}" if s in x["sets"] else "—" for s in sets]
+                + [f"{100 * bc[y]['f1']:.1f}" if y in bc else "—" for y in ("le4", "gt4")])
 
     out = ["### Nearest-neighbour sense teacher (LMMS-style)", "",
            "| model | params | " + " | ".join(sets) + " | ALL ≤4 cand. | ALL >4 cand. |",
            "|---|---|" + "---|" * (len(sets) + 2)]
-    for name, k in ((f"NN teacher ({r['encoder']})", "model"), ("MFS", "mfs")):
-        bc = r["sets"].get("ALL", {}).get("by_candidates", {}).get(k, {})
-        split = [f"{100 * bc[x]['f1']:.1f}" if x in bc else "—" for x in ("le4", "gt4")]
-        p = f"{r['params'] / 1e6:.1f}M" if k == "model" else "—"
-        out.append(f"| {name} | {p} | " + " | ".join(cell(k, s) for s in sets) + " | "
-                   + " | ".join(split) + " |")
+    for name, x in rows:
+        out.append(f"| {name} | {x['params'] / 1e6:.1f}M | " + " | ".join(cells(x, "model"))
+                   + " |")
+    out.append("| MFS | — | " + " | ".join(cells(r, "mfs")) + " |")
     n = r["sets"].get("ALL", {}).get("by_candidates", {}).get("model", {})
-    out += ["", f"Sense vectors: means of SemCor token vectors (wordpieces averaged) from one "
+    out += ["", "Sense vectors: means of SemCor token vectors (wordpieces averaged) from one "
             f"encoder pass, {r['build']['holdout']:.0%} of SemCor documents held out (seed "
-            f"{r['build']['seed']}) to tune every choice: hidden states {c['layers']} "
-            f"({c['combine']}), coverage `{c['coverage']}`, gloss pooling `{c['pool']}`, gloss "
-            f"weight β = {c['beta']:g}, prior weight w = {c['w']:g} (held-out F1 "
-            f"{100 * r['heldout_f1']:.1f} vs MFS {100 * r['heldout_mfs_f1']:.1f}, an optimistic "
-            "MFS there: WordNet's sense order counts these SemCor documents); the final "
-            "vectors use all of SemCor; back-off to WordNet's first sense when no candidate has "
-            "a vector. No evaluation set was used for any choice."
+            f"{r['build']['seed']}) to tune every choice (per row); the final vectors use all "
+            "of SemCor; back-off to WordNet's first sense when no candidate has a vector. No "
+            "evaluation set was used for any choice."
             + (f" ALL instances with ≤4 / >4 candidates: {n['le4']['instances']:,} / "
-               f"{n['gt4']['instances']:,}." if n else ""),
-            "", f"Command: `{r['command']}`, {r['wall_seconds'] / 60:.0f} min wall, "
-            f"{r['threads']} thread(s). Machine: {machine_line(r)}.", ""]
+               f"{n['gt4']['instances']:,}." if n else ""), ""]
+    for name, x in rows:
+        c = x["choice"]
+        out.append(f"- {name}: hidden states {c['layers']} ({c['combine']}"
+                   + (", centred" if c.get("center") == "global" else "")
+                   + f"), coverage `{c['coverage']}`, gloss pooling `{c['pool']}`, gloss "
+                   f"weight β = {c['beta']:g}, prior weight w = {c['w']:g}; held-out F1 "
+                   f"{100 * x['heldout_f1']:.1f} vs MFS {100 * x['heldout_mfs_f1']:.1f} (an "
+                   "optimistic MFS there: WordNet's sense order counts these SemCor documents); "
+                   f"`{x['command']}`, {x['wall_seconds'] / 60:.0f} min wall, {x['threads']} "
+                   "thread(s).")
+    ab = res.get("wsd_lmms_ablation")
+    if ab:
+        out += ["", "What each part of the teacher's choice adds (reporting only, nothing chosen "
+                "here): F1 with one part changed.", "",
+                "| variant | held-out SemCor | " + " | ".join(sets) + " |",
+                "|---|---|" + "---|" * len(sets)]
+        for name, v in ab["variants"].items():
+            out.append(f"| {name} | {100 * v['heldout_f1']:.1f} | " + " | ".join(
+                f"{100 * v['sets'][s]['f1']:.1f}" if s in v["sets"] else "—" for s in sets)
+                + " |")
+        out += ["", f"`{ab['command']}`, {ab['wall_seconds'] / 60:.0f} min wall."]
+    out += ["", f"Machine: {machine_line(r)}.", ""]
     return out
 
 

@@ -13,6 +13,12 @@ on the six sets with MFS beside it and the ≤4 / >4 candidates split, into
 
     .venv/bin/python benchmarks/wsd.py --unit lmms-teacher --threads 1
 
+``--unit lmms-subset --layers 2`` does the same with the 2-layer subset of the encoder (the
+student's shape, no lexical training) as the encoder, into ``wsd_lmms_subset-2.json``.
+``--unit lmms-ablation`` (after it, same ``--root``) scores fixed variants of the tuned choice
+(prior off, gloss off, other coverages) on the held-out part and the six sets, for reporting
+only, into ``wsd_lmms_ablation.json``.
+
 Rows already in results/ are skipped (``wsd_<row>.json``). ``--prior`` then scores each trained
 row's model again as ``s + w·log prior(sense)`` (WordNet's tagged counts), with w chosen on SE07
 from the grid below, into ``wsd_prior_<row>.json``.
@@ -52,7 +58,7 @@ a = ap.parse_args()
 cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", *sys.argv])
 
 
-def lmms_teacher() -> None:
+def lmms_teacher(encoder: str | None = None, tag: str = "teacher") -> None:
     import time
 
     import torch
@@ -62,31 +68,92 @@ def lmms_teacher() -> None:
 
     torch.set_num_threads(a.threads)
     t0 = time.time()
-    out = Path(a.root) / f"lmms-{a.encoder.replace('/', '_')}-h{a.holdout}-s{a.seed}"
+    encoder = encoder or a.encoder
+    out = Path(a.root) / f"lmms-{encoder.replace('/', '_')}-h{a.holdout}-s{a.seed}"
     reused = (out / "index.json").exists()  # built by an earlier run: its build time is old
-    build = lmms.build_sense_vectors(out, a.encoder, holdout=a.holdout, seed=a.seed)
-    params = count_params(AutoModel.from_pretrained(hub.resolve(a.encoder)))
+    build = lmms.build_sense_vectors(out, encoder, holdout=a.holdout, seed=a.seed)
+    params = count_params(AutoModel.from_pretrained(hub.resolve(encoder)))
     tuning = lmms_tune.tune(out)
-    base = {"unit": "lmms-teacher", "encoder": a.encoder, "params": params,
+    base = {"unit": a.unit, "encoder": encoder, "params": params,
             "threads": torch.get_num_threads(), "sense_vectors": str(out),
             "reused_vectors": reused,
             "build": {k: v for k, v in build.items() if k != "heldout_documents"}}
-    write_result("wsd_lmms_tuning", {**base, "tuning": tuning,
-                                     "wall_seconds": round(time.time() - t0, 1)}, cmd)
+    write_result("wsd_lmms_tuning" + ("" if tag == "teacher" else f"-{tag}"),
+                 {**base, "tuning": tuning, "wall_seconds": round(time.time() - t0, 1)}, cmd)
     res = lmms_tune.evaluate_lmms(out)
     train_only = lmms_tune.evaluate_lmms(out, vectors="train")
-    write_result("wsd_lmms_teacher", {
+    write_result(f"wsd_lmms_{tag}", {
         **base, "choice": tuning["choice"], "heldout_f1": tuning["heldout_f1"],
         "heldout_mfs_f1": tuning["heldout_mfs_f1"], **res,
         "train_vectors_f1": {n: r["model"]["f1"] for n, r in train_only["sets"].items()},
         "wall_seconds": round(time.time() - t0, 1)}, cmd)
 
 
+def lmms_ablation() -> None:
+    """The tuned teacher against fixed variants of its choice (prior off, gloss off, other
+    coverages), each on the held-out SemCor part (train vectors) and on the six sets (all
+    vectors): what each part adds. Reporting only; nothing here is chosen on a set."""
+    import dataclasses
+    import time
+
+    import torch
+
+    from lmdistill.data.wsd import score
+    from lmdistill.methods.lexical import lmms, lmms_tune
+
+    torch.set_num_threads(a.threads)
+    t0 = time.time()
+    out = Path(a.root) / f"lmms-{a.encoder.replace('/', '_')}-h{a.holdout}-s{a.seed}"
+    tuned = lmms.SenseTeacher(out).choice
+    variants = {"tuned": tuned, "no prior (w=0)": dataclasses.replace(tuned, w=0.0),
+                "no gloss (beta=0)": dataclasses.replace(tuned, beta=0.0),
+                "SemCor vectors only (beta=0, w=0)": dataclasses.replace(tuned, beta=0.0,
+                                                                          w=0.0)}
+    variants.update({f"coverage {c}": dataclasses.replace(tuned, coverage=c)
+                     for c in lmms.COVERAGES if c != tuned.coverage})
+    t = lmms.SenseTeacher(out, vectors="train")
+    held = [lmms.Target(**x) for x in t.ix["heldout"]]
+    cands = [t.candidates(x.lemma, x.pos) for x in held]
+    keep = [i for i, c in enumerate(cands) if len(c) > 1]
+    hv = lmms._load(out / "heldout.safetensors")["vectors"][keep]
+    ids, cands = [held[i].id for i in keep], [cands[i] for i in keep]
+    gold = {held[i].id: held[i].gold for i in keep}
+    rows = {}
+    for name, c in variants.items():
+        pred, back = t.predict(ids, hv, cands, c)
+        res = lmms_tune.evaluate_lmms(out, choice=c)
+        rows[name] = {"choice": dataclasses.asdict(c), "heldout_f1": score(gold, pred)["f1"],
+                      "heldout_backoff": back,
+                      "sets": {n: {"f1": r["model"]["f1"], "mfs_f1": r["mfs"]["f1"],
+                                   "backoff": r["backoff"],
+                                   "le4": r["by_candidates"]["model"]["le4"]["f1"],
+                                   "gt4": r["by_candidates"]["model"]["gt4"]["f1"]}
+                               for n, r in res["sets"].items()}}
+        print(name, {n: round(100 * r["f1"], 1) for n, r in rows[name]["sets"].items()},
+              flush=True)
+    write_result("wsd_lmms_ablation", {"unit": "lmms-ablation", "encoder": a.encoder,
+                                       "sense_vectors": str(out), "threads": a.threads,
+                                       "variants": rows,
+                                       "wall_seconds": round(time.time() - t0, 1)}, cmd)
+
+
 if a.unit == "lmms-teacher":
     lmms_teacher()
     sys.exit(0)
+elif a.unit == "lmms-ablation":
+    lmms_ablation()
+    sys.exit(0)
+elif a.unit == "lmms-subset":
+    # the student's shape with no lexical training: the --layers subset of the encoder
+    # (make_student's layer choice), used as the NN teacher's encoder
+    init = Path(a.root) / f"student-init-{a.layers}"
+    if not (init / "config.json").exists():
+        make_student(C.StudentConfig(kind="subset", num_layers=a.layers), a.encoder, "gloss",
+                     init)
+    lmms_teacher(str(init), f"subset-{a.layers}")
+    sys.exit(0)
 elif a.unit is not None:
-    sys.exit(f"unknown --unit {a.unit}: lmms-teacher")
+    sys.exit(f"unknown --unit {a.unit}: lmms-teacher, lmms-ablation, lmms-subset")
 root, task = Path(a.root), f"gloss:{a.instances}"
 common = {"data.task": task, "data.max_length": 96, "train.batch_size": 32,
           "train.epochs": a.epochs, "train.num_threads": a.threads, "train.progress": False,

@@ -140,3 +140,12 @@ def test_teacher_picks_the_sense_the_context_word_sets(tmp_path, cache, data_dir
                                                  Token("plant", "plant", "NOUN", "y.t0")])], {})
     pred, back = t.predict(ids, q, cands, Choice(layers=(0,), coverage="semcor"))
     assert pred == {"y.t0": cands[0][0]} and back == 1
+
+
+def test_layer_grid_fits_the_encoder():
+    from lmdistill.methods.lexical.lmms import _layer_grid
+
+    assert _layer_grid(7) == [(-1,), (-2,), (-3,), (-2, -1), (-4, -3, -2, -1),
+                              (1, 2, 3, 4, 5, 6)]
+    assert _layer_grid(3) == [(-1,), (-2,), (-2, -1)]  # a 2-layer student: no embeddings
+    assert _layer_grid(2) == [(-1,)]

@@ -24,7 +24,16 @@ GRID = {"center": ("none", "global"), "combine": ("sum", "concat"), "coverage": 
 
 
 def _layer_grid(n_states: int):
-    return [tuple(range(1, n_states)) if x == "all" else x for x in LAYER_GRID]
+    """The layer grid for an encoder with ``n_states`` hidden states (embeddings + layers):
+    combinations reaching the embeddings or beyond are left out, duplicates once."""
+    out, seen = [], set()
+    for x in LAYER_GRID:
+        x = tuple(range(1, n_states)) if x == "all" else x
+        same = tuple(i % n_states for i in x)
+        if all(-n_states < i < 0 or 0 < i < n_states for i in x) and same not in seen:
+            out.append(x)
+            seen.add(same)
+    return out
 
 
 def split_by_candidates(gold: dict, pred: dict, ncands: dict, at: int = 4) -> dict:
