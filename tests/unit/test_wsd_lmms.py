@@ -143,7 +143,7 @@ def test_teacher_picks_the_sense_the_context_word_sets(tmp_path, cache, data_dir
 
 
 def test_layer_grid_fits_the_encoder():
-    from lmdistill.methods.lexical.lmms import _layer_grid
+    from lmdistill.methods.lexical.lmms_tune import _layer_grid
 
     assert _layer_grid(7) == [(-1,), (-2,), (-3,), (-2, -1), (-4, -3, -2, -1),
                               (1, 2, 3, 4, 5, 6)]
