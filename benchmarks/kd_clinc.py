@@ -132,6 +132,9 @@ else:
     schedule = {}  # DistillConfig's own
     nokd_schedule = {"train.epochs": d.epochs, "train.eval_each_epoch": d.eval_each_epoch,
                      "train.early_stopping_patience": d.early_stopping_patience}
+# the teacher these rows learn from, as it is now (a retrained teacher may differ from the one
+# the kdclinc_*teacher.json row describes: e.g. mixed_precision=auto chose bf16 on this CPU)
+teacher_now = api.evaluate(str(teacher), "clinc150", "test", progress=False)["accuracy"]
 for seed in a.seeds:
     nokd_dir = vroot / f"s{k}-nokd-s{seed}"
     runs = [("nokd", nokd_dir, None),
@@ -162,6 +165,7 @@ for seed in a.seeds:
             f"teacher_{k2}": cal[k2] for k2 in ("tau_fit", "nll_tau_fit", "nll_fit") if k2 in cal}
         write_result(name, {"task": "clinc150", "teacher_tag": tag, "layers": k, "row": row,
                             "seed": seed, "init": a.init, "schedule": a.schedule,
+                            "teacher_test_accuracy": teacher_now,
                             "kd_temperature_set": tau,
                             "alpha": None if tau is None else defaults.kd.alpha,
                             "dev_accuracy": res.get("accuracy"),

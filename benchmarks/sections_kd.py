@@ -432,9 +432,10 @@ def kdclinc_default_schedule(rows: list[dict], teachers: dict) -> list[str]:
                                for r in rs)  # batch 32
             why = "; ".join(sorted({"early stop" if r.get("stopped", "").startswith("early")
                                     else "10 epochs" for r in rs}))
-            out.append(f"| lr {t.get('teacher_lr', 5e-5):g} (test {t['test_accuracy']:.4f}) | "
+            t_acc = rs[0].get("teacher_test_accuracy", t["test_accuracy"])  # its own teacher
+            out.append(f"| lr {t.get('teacher_lr', 5e-5):g} (test {t_acc:.4f}) | "
                        f"{label} | {statistics.mean(acc):.4f}{sd} | "
-                       f"{statistics.mean(acc) / t['test_accuracy']:.1%} | "
+                       f"{statistics.mean(acc) / t_acc:.1%} | "
                        f"{', '.join(str(r['seed']) for r in rs)} | {epochs} | {why} | "
                        f"`{rs[0]['command']}` |")
     return out
