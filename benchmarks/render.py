@@ -555,8 +555,10 @@ def metakd_section(res: dict) -> list[str]:
             for k, v in r.get("teachers_per_domain", {}).items():
                 if v:
                     teachers[k] = v
-                elif r.get("teachers", {}).get(k) is not None and len(domains) == 1:
-                    teachers[k] = {domains[0]: r["teachers"][k]}
+                else:  # a teacher of one target: its figure is that domain's
+                    own = sorted({d for row in r["per_domain"].values() for d in row})
+                    if r.get("teachers", {}).get(k) is not None and len(own) == 1:
+                        teachers[k] = {own[0]: r["teachers"][k]}
         if teachers:
             out += ["", "Teachers on the reported half: " + "; ".join(
                 f"{k} " + ", ".join(f"{d} {v:.4f}" for d, v in sorted(t.items()))
