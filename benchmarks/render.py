@@ -570,7 +570,9 @@ def metakd_section(res: dict) -> list[str]:
                     "BERT-base gives flatter weights)."]
         out += ["", "Units: " + "; ".join(
             f"`{r['unit']}` ({r['unit_wall_seconds'] / 60:.0f} min)"
-            for r in sorted(rs, key=lambda r: r["unit"])) + f". Machine: {machine_line(rs[0])}.",
+            for r in sorted(rs, key=lambda r: r["unit"]))
+            + ("; nokd: the full-data units' (no teacher, the same students)" if extra else "")
+            + f". Machine: {machine_line(rs[0])}.",
             ""]
     return out
 
