@@ -140,8 +140,10 @@ def metakd_section(res: dict) -> list[str]:
             for k, v in r.get("teachers_per_domain", {}).items():
                 if v:
                     teachers[k] = v
-                elif r.get("teachers", {}).get(k) is not None and len(domains) == 1:
-                    teachers[k] = {domains[0]: r["teachers"][k]}
+                else:  # a teacher of one target: its figure is that domain's
+                    own = sorted({d for row in r["per_domain"].values() for d in row})
+                    if r.get("teachers", {}).get(k) is not None and len(own) == 1:
+                        teachers[k] = {own[0]: r["teachers"][k]}
         if teachers:
             out += ["", "Teachers on the reported half: " + "; ".join(
                 f"{k} " + ", ".join(f"{d} {v:.4f}" for d, v in sorted(t.items()))
@@ -153,6 +155,8 @@ def metakd_section(res: dict) -> list[str]:
                     "BERT-base gives flatter weights)."]
         out += ["", "Units: " + "; ".join(
             f"`{r['unit']}` ({r['unit_wall_seconds'] / 60:.0f} min)"
-            for r in sorted(rs, key=lambda r: r["unit"])) + f". Machine: {machine_line(rs[0])}.",
+            for r in sorted(rs, key=lambda r: r["unit"]))
+            + ("; nokd: the full-data units' (no teacher, the same students)" if extra else "")
+            + f". Machine: {machine_line(rs[0])}.",
             ""]
     return out
