@@ -430,8 +430,10 @@ def kdclinc_default_schedule(rows: list[dict], teachers: dict) -> list[str]:
             sd = f" ± {statistics.stdev(acc):.4f}" if len(acc) > 1 else ""
             epochs = ", ".join(f"{r['steps'] / math.ceil(r['train_examples'] / 32):.0f}"
                                for r in rs)  # batch 32
-            why = "; ".join(sorted({"early stop" if r.get("stopped", "").startswith("early")
-                                    else "10 epochs" for r in rs}))
+            why = "; ".join(sorted({  # patience met at the last epoch is the maximum too
+                "early stop" if r.get("stopped", "").startswith("early")
+                and r["steps"] < 10 * math.ceil(r["train_examples"] / 32)
+                else "the 10-epoch maximum" for r in rs}))
             t_acc = rs[0].get("teacher_test_accuracy", t["test_accuracy"])  # its own teacher
             out.append(f"| lr {t.get('teacher_lr', 5e-5):g} (test {t_acc:.4f}) | "
                        f"{label} | {statistics.mean(acc):.4f}{sd} | "

@@ -186,8 +186,9 @@ class EarlyStopping(Callback):
             self.bad = 0
             return
         self.bad += 1
-        if self.bad >= self.patience:
-            trainer.state.should_stop = True
+        if self.bad >= self.patience and trainer.state.step < getattr(trainer, "total_steps",
+                                                                      float("inf")):
+            trainer.state.should_stop = True  # (at the last step the schedule ends anyway)
             best = ", ".join(f"{k} {v:.4f}" for k, v in self.best.items())
             trainer.state.stop_reason = (
                 f"early stopping at step {trainer.state.step}: no improvement of "
