@@ -77,16 +77,13 @@ def topk_probs(values: torch.Tensor, indices: torch.Tensor, vocab: int,
         t_mass = torch.where(has_t, torch.exp(t - logz), torch.zeros_like(t))
         cols.append(torch.where(has_t, t, torch.full_like(t, float("-inf")))[..., None])
         kept_mass = kept_mass + t_mass
-    n_rest = vocab - k - (has_t.float() if has_t is not None else 0.0)
-    rest = (1.0 - kept_mass).clamp_min(1e-12)
-    c = logz + torch.log(rest) - torch.log(torch.as_tensor(n_rest, dtype=v.dtype,
-                                                            device=v.device).clamp_min(1))
-    z = torch.cat([*cols, (c + torch.log(torch.as_tensor(n_rest, dtype=v.dtype,
-                                                         device=v.device).clamp_min(1))
-                           * temperature)[..., None]], -1) / temperature
+    n_rest = (vocab - k - (has_t.to(v.dtype) if has_t is not None
+                           else torch.zeros_like(logz))).clamp_min(1)
+    c = logz + torch.log((1.0 - kept_mass).clamp_min(1e-12) / n_rest)  # each tail token's logit
+    # the tail as one column: n_rest tokens of logit c, i.e. c/τ + log n_rest after scaling
+    z = torch.cat([*cols, (c + temperature * torch.log(n_rest))[..., None]], -1) / temperature
     p = z.softmax(-1)  # [N, k (+1 target) + 1 rest]
-    out = (p[..., -1] / torch.as_tensor(n_rest, dtype=v.dtype, device=v.device).clamp_min(1)
-           )[..., None].expand(*v.shape[:-1], vocab).clone()
+    out = (p[..., -1] / n_rest)[..., None].expand(*v.shape[:-1], vocab).clone()
     out.scatter_(-1, idx, p[..., :k])
     if has_t is not None:
         tid_safe = tid[..., None]

@@ -57,9 +57,11 @@ def _device() -> torch.device:
 
 
 def _logits(model_dir: str, texts, max_length: int, head_inputs: bool = False):
-    """The model's logits over ``texts`` (on the CPU), the model (on :func:`_device`), the
-    encoded texts and, with ``head_inputs``, the input of its classifier layer per text [N, D]
-    (what :func:`~lmdistill.methods.l2a.selector.influence_rewards` needs)."""
+    """``(logits, model, encoded texts, head inputs)``: the model's logits over ``texts`` (on
+    the CPU), the model (on :func:`_device`), the encoded texts and, with ``head_inputs``, the
+    input of its classifier layer per text [N, D] (what
+    :func:`~lmdistill.methods.l2a.selector.influence_rewards` needs; else None), all from one
+    pass."""
     from ..finetune import model_inputs
 
     tok = hub.load_tokenizer(model_dir)
@@ -70,7 +72,7 @@ def _logits(model_dir: str, texts, max_length: int, head_inputs: bool = False):
                   for i, t in enumerate(texts)], tok, max_length)
     if not head_inputs:
         logits = predict(lambda b: m(**model_inputs(b)).logits, enc, device=dev)
-        return torch.from_numpy(logits).float(), m, enc
+        return torch.from_numpy(logits).float(), m, enc, None
     head = _classifier_layer(m)
     seen: list = []
     hook = head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
@@ -206,8 +208,14 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
             gen = Generator(s.mlm, s.chain_length, s.mask_share, s.source_mix)
             cands = gen(_texts(fit), _texts(src_rows), s.candidates, seed=cfg.train.seed + r)
             texts = [c.text for c in cands]
-            t_logits, t_model, enc = _logits(teacher_ref(ctx), texts, cfg.data.max_length)
-            s_logits, _, _ = _logits(prev["model"], texts, cfg.data.max_length)
+            t_logits, t_model, enc, _ = _logits(teacher_ref(ctx), texts, cfg.data.max_length)
+            influence_on = s.reward == "influence"
+            held = _texts(reward_rows) if influence_on else []
+            # one student pass over the candidates (and, for the influence reward, the held-out
+            # rows), with its classifier's inputs when the reward needs them
+            z_s, _, _, h_s = _logits(prev["model"], texts + held, cfg.data.max_length,
+                                     influence_on)
+            s_logits = z_s[:len(texts)]
             emb = pooled_hidden_states(t_model, enc, layers=[-1])[:, 0]
             if "centroid" not in state:  # the target rows' mean embedding: once per run
                 tok = hub.load_tokenizer(teacher_ref(ctx))
@@ -217,13 +225,11 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
             feats = candidate_features(t_logits, s_logits, emb, centroid,
                                        torch.tensor([c.origin == "source" for c in cands]))
             fitted, influence = None, None
-            if s.reward == "influence":  # every candidate's own reward, before acting
-                _, _, _, h_c = _logits(prev["model"], texts, cfg.data.max_length, True)
-                held = _texts(reward_rows)
-                zs_r, _, _, h_r = _logits(prev["model"], held, cfg.data.max_length, True)
+            if influence_on:  # every candidate's own reward, before acting
+                n = len(texts)
                 influence = influence_rewards(
-                    h_c, s_logits.softmax(-1), t_logits.softmax(-1), h_r, zs_r.softmax(-1),
-                    torch.tensor([e.label for e in reward_rows]))
+                    h_s[:n], s_logits.softmax(-1), t_logits.softmax(-1), h_s[n:],
+                    z_s[n:].softmax(-1), torch.tensor([e.label for e in reward_rows]))
                 fitted = sel.fit_rewards(feats, influence, s.selector_steps)
             actions = sel.act(feats, update_stats=fitted is None)
             kept = [t for t, a in zip(texts, actions.tolist()) if a > 0]
