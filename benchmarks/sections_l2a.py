@@ -7,7 +7,10 @@ import statistics
 from render_common import machine_line
 
 
-L2A_ROWS = ("teacher", "none", "eda", "cbert", "l2a", "l2a-nosource", "l2a-notarget")
+L2A_ROWS = ("teacher", "none", "eda", "cbert", "source", "random", "generated-all", "l2a",
+            "l2a-nosource", "l2a-notarget")
+#: the baselines that could explain a gain (issue 29); "none" is not one of them
+BASELINES = ("none", "eda", "cbert", "source", "random", "generated-all")
 
 
 def l2a_by_seed(rs: dict, name: str) -> dict[int, float]:
@@ -22,7 +25,7 @@ def l2a_gaps(rs: dict) -> tuple[str, list[float]] | None:
     on those seeds."""
     l2a = l2a_by_seed(rs, "l2a")
     diffs = {b: [100 * (l2a[s] - v[s]) for s in sorted(l2a) if s in v]
-             for b in ("none", "eda", "cbert") if (v := l2a_by_seed(rs, b))}
+             for b in BASELINES if (v := l2a_by_seed(rs, b))}
     diffs = {b: d for b, d in diffs.items() if d}
     if not diffs:
         return None
@@ -58,10 +61,11 @@ def l2a_cells(by: dict) -> list[tuple[str, float, int]]:
     """(setting and fraction, mean paired gap L2A − best baseline in points, seeds) for each
     measured cell at ≤ 10% target data and the default candidate count."""
     cells = []
-    for (setting, frac, cands), rs in sorted(by.items()):
+    for (setting, frac, cands, gen), rs in sorted(by.items()):
         g = l2a_gaps(rs)
         if frac <= 0.1 and cands == 64 and g and g[1]:
-            cells.append((f"{setting} {frac:g}", statistics.mean(g[1]), len(g[1])))
+            cells.append((f"{setting} {frac:g}" + (f" (generator {gen} steps)" if gen else ""),
+                          statistics.mean(g[1]), len(g[1])))
     return cells
 
 
@@ -70,9 +74,38 @@ def l2a_groups(res: dict) -> dict:
     by: dict = {}
     for k, r in res.items():
         if k.startswith("l2a_"):
-            by.setdefault((r["setting"], r["fraction"], r.get("candidates", 64)), {}
-                          ).setdefault(r["row"], []).append(r)
+            by.setdefault((r["setting"], r["fraction"], r.get("candidates", 64),
+                           r.get("generator_steps", 0)), {}).setdefault(r["row"], []).append(r)
     return by
+
+
+def l2a_selector_lines(rs: dict) -> list[str]:
+    """What the selector learned in the real runs: per round (mean over seeds), the keep
+    probability of candidates whose influence reward was positive and of the others, and the
+    mean influence of the kept and of the dropped ones."""
+    runs = rs.get("l2a", [])
+    per: dict[int, list] = {}
+    for r in runs:
+        for rd in r.get("rounds", []):
+            sel = rd.get("selector") or {}
+            if sel.get("keep_prob_helpful") is not None:
+                per.setdefault(rd["round"], []).append(sel)
+    if not per:
+        return []
+
+    def m(xs, key, scale=1.0):
+        v = [x[key] for x in xs if x.get(key) is not None]
+        return f"{scale * statistics.mean(v):.3f}" if v else "—"
+
+    out = ["Selector (l2a row, mean over seeds): keep probability of helpful (influence > 0) "
+           "and harmful candidates, and mean influence (×1000) of the kept and dropped ones.",
+           "", "| round | helpful / pool | keep p helpful | keep p harmful | influence kept | "
+           "influence dropped |", "|---|---|---|---|---|---|"]
+    for rd, xs in sorted(per.items()):
+        out.append(f"| {rd} | {m(xs, 'helpful')} | {m(xs, 'keep_prob_helpful')} | "
+                   f"{m(xs, 'keep_prob_harmful')} | {m(xs, 'influence_kept', 1000)} | "
+                   f"{m(xs, 'influence_dropped', 1000)} |")
+    return out + [""]
 
 
 def l2a_overall(by: dict) -> str | None:
@@ -104,9 +137,13 @@ def l2a_section(res: dict) -> list[str]:
            "its rounds on the target rows alone); EDA and CBERT add as many augmented rows as "
            "L2A kept (`kept`), spread over the rounds. Target-task dev accuracy, mean ± stdev "
            "(seeds).", ""]
-    for (setting, frac, cands), rs in sorted(by.items()):
+    for (setting, frac, cands, gen), rs in sorted(by.items()):
+        g = [r["generator"] for r in rs.get("l2a", []) if r.get("generator")]
+        how = (f"the generator's MLM trained {gen} steps on source + target text (held-out "
+               f"masked-token accuracy {statistics.mean(x['mlm_accuracy'] for x in g):.3f})"
+               if gen and g else "the generator's MLM trained on WikiText-2")
         out += [f"**{setting}, {frac:g} of the target's training rows, {cands} generated "
-                "candidates a round**", "",
+                f"candidates a round, {how}**", "",
                 "| row | accuracy | seeds | kept | command |", "|---|---|---|---|---|"]
         for name in L2A_ROWS:
             if name not in rs:
@@ -118,7 +155,7 @@ def l2a_section(res: dict) -> list[str]:
                        f"{statistics.mean(kept):.0f} | `{rs[name][0]['command']}` |"
                        if kept else f"| {name} | {statistics.mean(v):.4f} ± {sd:.4f} | "
                        f"{len(v)} | — | `{rs[name][0]['command']}` |")
-        out += ["", l2a_verdict(rs), ""]
+        out += ["", l2a_verdict(rs), ""] + l2a_selector_lines(rs)
     overall = l2a_overall(by)
     out += [overall, ""] if overall else []
     out += [f"Machine: {machine_line(rows[0])}.", ""]

@@ -115,13 +115,13 @@ def targets_section(res: dict) -> list[str]:
         row("L2A beats the best augmentation baseline by ≥ 1.5 points on average at ≤ 10% "
             "target data", f"{avg:+.1f} points over {len(cells)} settings ("
             + ", ".join(f"{n} {d:+.1f}" for n, d, _ in cells) + ")", avg >= 1.5)
-    for (setting, frac, cands), rs in sorted(by.items()):
-        smallest = min(f for s_, f, c in by if s_ == setting and c == cands)
+    for (setting, frac, cands, gen), rs in sorted(by.items()):
+        smallest = min(f for s_, f, c, g in by if s_ == setting and c == cands and g == gen)
         l2a, t = l2a_by_seed(rs, "l2a"), l2a_by_seed(rs, "teacher")
         both = sorted(set(l2a) & set(t))
         if cands == 64 and frac == smallest and both:
             ms, mt = (100 * statistics.mean(d[s_] for s_ in both) for d in (l2a, t))
             row(f"L2A student matches the teacher at the smallest target size ({setting} "
-                f"{frac:g})", f"{ms:.1f} vs teacher {mt:.1f} ({len(both)} seeds)", ms >= mt)
+                f"{frac:g}{f', generator {gen} steps' if gen else ''})", f"{ms:.1f} vs teacher {mt:.1f} ({len(both)} seeds)", ms >= mt)
     out.append("")
     return out if len(out) > 5 else []

@@ -356,13 +356,23 @@ class L2ASettings(Strict):
                                  "REINFORCE (the paper's)")
     selector_steps: int = Field(50, ge=1, description="reward=influence: the selector's "
                                                       "gradient steps per round")
-    augmenter: Literal["l2a", "eda", "cbert", "none"] = Field(
-        "l2a", description="l2a: generator + selector rounds; eda / cbert: the baseline in the "
-                           "same rounds, augment_samples augmented rows spread over them, all "
-                           "kept; none: the same rounds without augmented rows (matched steps)")
-    augment_samples: int | None = Field(None, ge=1, description="eda/cbert: augmented rows in "
-                                        "all (default rounds x candidates; match L2A's "
-                                        "kept_total)")
+    augmenter: Literal["l2a", "eda", "cbert", "random", "generated-all", "source",
+                       "none"] = Field(
+        "l2a", description="l2a: generator + selector rounds; the baselines, in the same "
+                           "rounds: eda / cbert: augment_samples augmented target rows spread "
+                           "over them; random: the generator's pool of each round (the same "
+                           "as L2A's), augment_samples of it kept at random; generated-all: "
+                           "every candidate of the pool kept; source: augment_samples "
+                           "teacher-labelled source rows, no generation; none: the same "
+                           "rounds without augmented rows (matched steps)")
+    augment_samples: int | None = Field(None, ge=1, description="eda/cbert/random/source: "
+                                        "augmented rows in all (default rounds x candidates; "
+                                        "match L2A's kept_total)")
+    generator_steps: int = Field(0, ge=0, description="> 0: before the rounds, the generator's "
+                                 "masked LM (l2a.mlm, whole model) is trained for these steps "
+                                 "on the source and available target texts (64-token blocks, "
+                                 "batch 32), and its held-out masked-token accuracy reported")
+    generator_lr: float = Field(1e-4, gt=0, description="the generator's MLM training lr")
     teacher_base: str = Field("minilm-l6", description="fine-tuned on source + target rows "
                                                        "when teacher.name is not given")
 

@@ -81,7 +81,7 @@ def test_baselines_share_rows_teacher_and_round0_with_l2a(tiny_bert, mlm, tmp_pa
                 for p in sorted((out / "stages").glob("*-round-*/metrics.json"))]
 
     got = {}
-    for aug in ("none", "eda", "cbert"):
+    for aug in ("none", "eda", "cbert", "random", "generated-all", "source"):
         got[aug] = api.l2a(_cfg(tmp_path, tiny_bert, mlm, **{
             "output_dir": str(tmp_path / aug), "teacher.name": teacher,
             "l2a.augmenter": aug, "l2a.augment_samples": 11}))
@@ -90,9 +90,48 @@ def test_baselines_share_rows_teacher_and_round0_with_l2a(tiny_bert, mlm, tmp_pa
         assert [r["round"] for r in got[aug]["rounds"]] == [0, 1, 2]
         assert steps(tmp_path / aug) == steps(tmp_path / "l2a") == [3, 3, 3]
     assert got["none"]["kept_total"] == 0
-    for aug in ("eda", "cbert"):
+    # random / generated-all draw from the very pool L2A's selector saw in each round
+    st = {aug: [json.loads(p.read_text())["result"]
+                for p in sorted((tmp_path / aug / "stages").glob("*-round-0[12]/stage.json"))]
+          for aug in ("l2a", "random", "generated-all", "source")}
+    for r in range(2):
+        pool = st["l2a"][r]["pool_digest"]
+        assert st["random"][r]["pool_digest"] == st["generated-all"][r]["pool_digest"] == pool
+    assert [r["kept_total"] for r in got["generated-all"]["rounds"]] == [0, 8, 16]
+    # source: teacher-labelled source rows as they are, none twice
+    cfg = _cfg(tmp_path, tiny_bert, mlm)
+    from lmdistill.data.tasks import get_task
+
+    src = {e.text_a for e in get_task("sst2").load("train", limit=40, seed=cfg.train.seed)}
+    kept = st["source"][1]["kept_texts"]
+    assert len(kept) == len(set(kept)) == 11 and set(kept) <= src
+    # random keeps pool texts: each of its round-1 rows is one of generated-all's round-1 rows
+    assert set(map(str, st["random"][0]["kept_texts"])) <= set(
+        map(str, st["generated-all"][0]["kept_texts"]))
+    for aug in ("eda", "cbert", "random", "source"):
         assert [r["kept_total"] for r in got[aug]["rounds"]] == [0, 5, 11]
         for r, total in ((1, 5), (2, 11)):
             metrics = json.loads((tmp_path / aug / "stages" / f"{r:02d}-round-{r:02d}"
                                   / "metrics.json").read_text())
             assert metrics["train_examples"] == ref["target_rows"] + total
+
+
+def test_generator_stage_trains_the_mlm_on_source_and_target_text(tiny_bert, mlm, tmp_path):
+    """``l2a.generator_steps``: the generator's MLM is trained (whole model) on the source
+    rows and the available target rows, never the reward rows, before the rounds, which then
+    generate with it; its held-out masked-token accuracy is in the result."""
+    res = api.l2a(_cfg(tmp_path, tiny_bert, mlm, **{"l2a.generator_steps": 2, "l2a.rounds": 1,
+                                                     "l2a.source_limit": 300}))
+    gen = res["generator"]
+    assert gen["steps"] == 2 and 0 <= gen["mlm_accuracy"] <= 1 and gen["heldout_blocks"] > 0
+    st = tmp_path / "l2a" / "stages"
+    text = (st / "01-generator" / "text.txt").read_text().splitlines()
+    assert gen["text_rows"] == len(text) == 300 + res["target_rows"]
+    from lmdistill.data.tasks import get_task
+
+    # of the 40 target rows, the 28 fit rows are in the text and the 12 reward rows are not
+    seed = _cfg(tmp_path, tiny_bert, mlm).train.seed
+    rows = get_task("rt").load("train", limit=40, seed=seed)
+    assert len(set(text) & {e.text_a for e in rows}) == res["target_rows"] == 28
+    assert (st / "01-generator" / "model" / "config.json").exists()
+    assert gen["model"] == str(st / "01-generator" / "model")

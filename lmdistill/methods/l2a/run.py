@@ -14,11 +14,18 @@
 The final student (the last round's) is evaluated on the target task's eval split; the
 report draws the reward, kept fraction and held-out metric per round.
 
+With ``l2a.generator_steps`` a ``generator`` stage first trains the generator's masked LM
+(the whole model) on the source and available target texts and reports its held-out
+masked-token accuracy; the rounds (and CBERT) then use it.
+
 Baselines in the same pipeline (``l2a.augmenter``), in the same rounds so that every row of a
-comparison trains its student for the same number of steps: ``eda`` / ``cbert`` add their share
-of ``augment_samples`` augmented copies of the target rows each round (all kept,
-teacher-labelled) instead of the generator's selected candidates; ``none`` trains the same
-rounds on the target rows alone. Same seed, same rows, same teacher, same round-0 student.
+comparison trains its student for the same number of steps, each adding its share of
+``augment_samples`` rows a round (all kept, teacher-labelled) instead of the generator's
+selected candidates: ``eda`` / ``cbert`` augmented copies of the target rows; ``random`` the
+generator's pool of the round (the very candidates L2A's selector sees) kept at random;
+``generated-all`` every candidate of the pool; ``source`` source rows, no generation. ``none``
+trains the same rounds on the target rows alone. Same seed, same rows, same teacher, same
+round-0 student.
 Each round continues from the previous round's student, so without matched rounds a method
 with more rounds would win on training length alone; ``train.min_steps`` keeps a round on a
 few dozen target rows from being two optimizer steps.
@@ -26,6 +33,7 @@ few dozen target rows from being two optimizer steps.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -185,6 +193,36 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
     def teacher_ref(ctx) -> str:
         return cfg.teacher.name or ctx.results["teacher"]["model"]
 
+    def generator_stage(ctx):
+        """The generator's masked LM trained on the source and available target texts (never
+        the reward rows): ``generator_steps`` steps, whole model, 64-token blocks."""
+        from ..mlm.run import finetune_mlm
+
+        text = ctx.dir / "text.txt"
+        text.write_text("".join(" ".join(t for t in (e.text_a, e.text_b) if t) + "\n"
+                                for e in src_rows + fit), encoding="utf-8")
+        n = s.generator_steps
+        gcfg = C.FinetuneConfig(
+            output_dir=str(ctx.dir), model=C.ModelConfig(name=s.mlm),
+            data=C.DataConfig(task=f"mlm:{text}", mlm_block_size=64,
+                              data_dir=cfg.data.data_dir),
+            train=C.TrainConfig(lr=s.generator_lr, epochs=1, max_steps=n, min_steps=n,
+                                batch_size=32, warmup_ratio=0.05, seed=cfg.train.seed,
+                                eval_every=max(1, n // 2), num_threads=cfg.train.num_threads,
+                                progress=cfg.train.progress,
+                                mixed_precision=cfg.train.mixed_precision))
+        res = finetune_mlm(gcfg, ctx.resume)
+        return {**res, "model": str(ctx.dir / "model"), "text_rows": len(src_rows) + len(fit)}
+
+    def mlm_ref(ctx) -> str:
+        return ctx.results["generator"]["model"] if s.generator_steps else s.mlm
+
+    def pool(ctx, r: int):
+        """Round ``r``'s generated candidates: the same for ``l2a``, ``random`` and
+        ``generated-all`` (same generator, rows and seed)."""
+        gen = Generator(mlm_ref(ctx), s.chain_length, s.mask_share, s.source_mix)
+        return gen(_texts(fit), _texts(src_rows), s.candidates, seed=cfg.train.seed + r)
+
     def student_run(ctx, base: str | None, extra: list) -> dict:
         student = (cfg.student if base is None else
                    C.StudentConfig(kind="pretrained", base=base))
@@ -205,8 +243,7 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
             sel = Selector(len(FEATURES), lr=s.selector_lr, seed=cfg.train.seed + r)
             if r > 1:
                 _load_selector(sel, ctx.dir_of(f"round-{r - 1:02d}") / SELECTOR_FILE)
-            gen = Generator(s.mlm, s.chain_length, s.mask_share, s.source_mix)
-            cands = gen(_texts(fit), _texts(src_rows), s.candidates, seed=cfg.train.seed + r)
+            cands = pool(ctx, r)
             texts = [c.text for c in cands]
             t_logits, t_model, enc, _ = _logits(teacher_ref(ctx), texts, cfg.data.max_length)
             influence_on = s.reward == "influence"
@@ -245,6 +282,7 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
             _save_selector(sel, ctx.dir / SELECTOR_FILE)
             return {"round": r, "metric": res[primary], "reward": reward, **_where(res),
                     "kept": int(actions.sum()), "candidates": len(cands),
+                    "pool_digest": _digest(texts),
                     "kept_fraction": float(actions.mean()), "kept_total": len(extra),
                     "kept_from_source": int(sum(a > 0 and c.origin == "source"
                                                 for a, c in zip(actions.tolist(), cands))),
@@ -252,31 +290,42 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
         return run
 
     def baseline_round(r: int):
-        """EDA / CBERT (or nothing): this round's share of ``augment_samples`` augmented
-        target rows (no selection), teacher-labelled, added to the earlier rounds' ones; the
-        previous round's student distilled on the target rows plus all of them."""
+        """A baseline's round (no selection): its share of ``augment_samples`` rows
+        (``generated-all``: the whole pool), teacher-labelled, added to the earlier rounds'
+        ones; the previous round's student distilled on the target rows plus all of them."""
         def run(ctx):
             from ...augment.run import augment_rows, make_augmenter
 
             prev = ctx.results[f"round-{r - 1:02d}"]
             n = s.augment_samples or s.rounds * s.candidates
             share = n * r // s.rounds - n * (r - 1) // s.rounds  # sums to n over the rounds
+            seed = cfg.train.seed + r
             new: list = []
-            if s.augmenter != "none" and share:
+            digest = None
+            if s.augmenter in ("random", "generated-all"):
+                texts = [c.text for c in pool(ctx, r)]
+                digest = _digest(texts)
+                new = (texts if s.augmenter == "generated-all" else
+                       random.Random(seed).sample(texts, min(share, len(texts))))
+            elif s.augmenter == "source":  # consecutive slices of one seeded order: no repeats
+                order = random.Random(cfg.train.seed).sample(_texts(src_rows), len(src_rows))
+                new = order[n * (r - 1) // s.rounds:][:share]
+            elif s.augmenter != "none" and share:
                 aug = make_augmenter(s.augmenter, cfg.data.data_dir, -(-share // len(fit)),
-                                     s.mlm)
-                seed = cfg.train.seed + r
+                                     mlm_ref(ctx))
                 made = augment_rows(aug, _texts(fit), seed, [e.label for e in fit])
                 new = [t for _, t in random.Random(seed).sample(made, min(share, len(made)))]
             extra = [tuple(t) if isinstance(t, list) else t for t in prev["kept_texts"]] + new
             res = student_run(ctx, prev["model"], extra)
             return {"round": r, "metric": res[primary], "reward": res[primary] - prev["metric"],
-                    **_where(res),
+                    **_where(res), "pool_digest": digest,
                     "kept": len(new), "kept_total": len(extra), "model": res["model"],
                     "augmenter": s.augmenter, "kept_texts": extra}
         return run
 
     stages = ([] if cfg.teacher.name else [Stage("teacher", teacher_stage)])
+    if s.generator_steps:
+        stages.append(Stage("generator", generator_stage))
     names = [f"round-{r:02d}" for r in range(s.rounds + 1)]
     # a baseline runs in the same pipeline and rounds: same rows, teacher, round-0 student
     later = round_stage if s.augmenter == "l2a" else baseline_round
@@ -290,10 +339,18 @@ def l2a(cfg: C.L2AConfig, resume: bool = False) -> dict:
                "augmenter": s.augmenter, "kept_total": last.get("kept_total", 0),
                "target_rows": len(fit), "reward_rows": len(reward_rows),
                "final": final, "rounds": curve, "model_dir": last["model"],
+               "generator": ({k: results["generator"].get(k) for k in
+                              ("mlm_accuracy", "mlm_loss", "steps", "text_rows",
+                               "heldout_blocks", "model")} if s.generator_steps else None),
                "wall_seconds": round(time.time() - t0, 1)}
     from ...report.l2a import write_l2a_report
 
     return runner.finish_pipeline(out, summary, write_l2a_report)
+
+
+def _digest(texts) -> str:
+    """A short fingerprint of a round's candidate pool (rows of one comparison share it)."""
+    return hashlib.sha1(json.dumps(texts).encode()).hexdigest()[:16]
 
 
 def api_evaluate(model_dir: str, cfg: C.L2AConfig) -> dict:
