@@ -18,6 +18,7 @@ from sections_l2a import l2a_section  # noqa: E402
 from sections_lexical import lexical_transfer_section, wsd_section  # noqa: E402
 from sections_metakd import metakd_section  # noqa: E402
 from sections_mlm import mlm_downstream_section, mlm_section  # noqa: E402
+from sections_mlmdom import mlmdom_section  # noqa: E402
 from sections_targets import targets_section  # noqa: E402
 from render_common import OUT, load  # noqa: E402
 
@@ -31,7 +32,7 @@ def main() -> None:
              "Regenerate this page with `.venv/bin/python benchmarks/render.py`.", ""]
     lines += targets_section(res) + finetune_section(res) + distill_section(res) + multiteacher_section(res)
     lines += compress_section(res) + speed_section(res) + mlm_section(res)
-    lines += mlm_downstream_section(res) + adabert_section(res)
+    lines += mlm_downstream_section(res) + mlmdom_section(res) + adabert_section(res)
     lines += adabert_synthetic_section(res) + metakd_section(res)
     lines += wsd_section(res) + lexical_transfer_section(res) + kdvs_section(res)
     lines += kdsweep_section(res)

@@ -1,7 +1,11 @@
 """Masked-language-model data: raw-text corpora, fixed-length token blocks, a held-out split
 that is the same for every run, and dynamic whole-word masking (15%, the 80/10/10 rule).
 
-Corpora (``mlm:<name>`` as a task; several joined with ``+``, e.g. ``mlm:wikitext2+shakespeare``):
+Corpora (``mlm:<name>`` as a task; several joined with ``+``, e.g. ``mlm:wikitext2+shakespeare``,
+streamed as one text; or with ``|``, e.g. ``mlm:reviews|questions|literature``, as *domains*:
+each cut into blocks and split on its own, exactly as alone, so a domain's held-out blocks
+are the same as its own corpus's, and every block remembers its domain for per-domain
+figures):
 
 ==================  ===========================================================================
 ``wikitext2``       ``text/wikitext-2/{valid,test}.txt`` (WikiText-2, tokenized, CC BY-SA)
@@ -178,21 +182,57 @@ def heldout_mask(blocks: list[list[int]], fraction: float) -> list[bool]:
 
 
 class MLMEncoded(Encoded):
-    """An :class:`Encoded` of token blocks that also knows each token's word index."""
+    """An :class:`Encoded` of token blocks that also knows each token's word index (and, for a
+    ``|`` corpus, each block's domain)."""
 
     words: list[list[int]]
+    domains: list[str] | None = None
 
     def subset(self, indices):
         sub = super().subset(indices)
         out = MLMEncoded(**sub.__dict__)
         out.words = [self.words[i] for i in indices]
+        out.domains = [self.domains[i] for i in indices] if self.domains else None
         return out
+
+    def by_domain(self) -> dict[str, "MLMEncoded"]:
+        """The blocks of each domain, in first-seen order ({} for a one-domain corpus)."""
+        if not self.domains:
+            return {}
+        names = list(dict.fromkeys(self.domains))
+        return {d: self.subset([i for i, x in enumerate(self.domains) if x == d])
+                for d in names}
+
+
+def _join(parts: list[MLMEncoded], names: list[str]) -> MLMEncoded:
+    """Domains' blocks in one MLMEncoded: ids shifted so that every block's index (which seeds
+    its fixed mask) stays unique, each block tagged with its domain."""
+    out = MLMEncoded([], None, [], [], [], parts[0].pad_id)
+    out.words, out.domains = [], []
+    offset = 0
+    for e, name in zip(parts, names):
+        out.input_ids += e.input_ids
+        out.labels += e.labels
+        out.idx += [offset + i for i in e.idx]
+        out.texts += e.texts
+        out.words += e.words
+        out.domains += [name] * len(e)
+        offset += e.n_blocks
+    return out
 
 
 def load_mlm(spec: str, tokenizer, block_size: int = 128, heldout: float = 0.05,
              data_dir=None, max_blocks: int | None = None) -> tuple[MLMEncoded, MLMEncoded]:
-    """``(train, heldout)`` token blocks of corpus ``spec`` (``mlm:`` prefix optional)."""
+    """``(train, heldout)`` token blocks of corpus ``spec`` (``mlm:`` prefix optional); with
+    ``|`` each domain separately (``max_blocks`` a domain), then joined."""
     spec = spec[4:] if spec.startswith("mlm:") else spec
+    if "|" in spec:
+        names = spec.split("|")
+        if len(set(names)) < len(names) or not all(names):
+            raise DataError(f"corpus '{spec}': each domain once, none empty")
+        loaded = [load_mlm(n, tokenizer, block_size, heldout, data_dir, max_blocks)
+                  for n in names]
+        return _join([t for t, _ in loaded], names), _join([h for _, h in loaded], names)
     blocks, words = tokenize_blocks(corpus_lines(spec, data_dir), tokenizer, block_size,
                                     max_blocks=max_blocks)
     if not blocks:
@@ -205,6 +245,7 @@ def load_mlm(spec: str, tokenizer, block_size: int = 128, heldout: float = 0.05,
                        [(f"{spec}#{i}", None) for i in idx],
                        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         e.words = [words[i] for i in idx]
+        e.n_blocks = len(blocks)  # train + held-out: the index range of this corpus
         parts.append(e)
     if len(parts[1]) == 0 or len(parts[0]) == 0:
         raise DataError(f"corpus '{spec}': {len(blocks)} blocks are too few for a held-out "

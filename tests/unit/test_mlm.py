@@ -222,3 +222,41 @@ def test_domain_corpora_hold_their_tasks_training_text_only(data_dir):
     assert not sst2_dev & {_norm(t) for t in corpus_lines("reviews", data_dir)}
     lit = list(corpus_lines("literature", data_dir))
     assert lit[0] == "First Citizen:" and len(lit) > 50000
+
+
+def test_domains_are_blocked_and_split_as_alone_and_scored_per_domain(tok, tiny_bert,
+                                                                     tmp_path):
+    """``a|b``: each domain's train and held-out blocks are exactly those of the domain alone
+    (so a teacher trained on one domain never saw a held-out block of it), block indices stay
+    unique across domains (they seed the fixed masks), and the per-domain figures pool to the
+    figures over all held-out blocks."""
+    from transformers import BertForMaskedLM
+
+    from lmdistill.methods.mlm.run import evaluate_by_domain
+    from lmdistill.methods.mlm.objective import evaluate_mlm
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("".join(f"the cat number {i} sat on the mat and looked around .\n"
+                         for i in range(300)))
+    b.write_text("".join(f"what is the price of {i} apples in the shop today ?\n"
+                         for i in range(300)))
+    train, held = load_mlm(f"mlm:{a}|{b}", tok, block_size=16, heldout=0.2)
+    for name, part in ((str(a), 0), (str(b), 1)):
+        alone = load_mlm(str(name), tok, block_size=16, heldout=0.2)
+        for joined, own in zip((train, held), alone):
+            mine = [i for i, d in enumerate(joined.domains) if d == name]
+            assert [joined.input_ids[i] for i in mine] == own.input_ids
+            assert joined.by_domain()[name].input_ids == own.input_ids
+    assert len(set(train.idx + held.idx)) == len(train) + len(held)
+    assert set(held.domains) == {str(a), str(b)}
+    with pytest.raises(DataError):
+        load_mlm(f"mlm:{a}|{a}", tok, block_size=16)
+    torch.manual_seed(0)
+    m = BertForMaskedLM.from_pretrained(str(tiny_bert)).eval()
+    masker = WholeWordMasker(tok, 0.15, 0)
+    per = evaluate_by_domain(m, held, masker, 8)
+    whole = evaluate_mlm(m, held, masker, 8)
+    assert per["mlm_accuracy"] == pytest.approx(whole["mlm_accuracy"], abs=1e-9)
+    assert per["mlm_loss"] == pytest.approx(whole["mlm_loss"], rel=1e-5)
+    assert per["masked_tokens"] == whole["masked_tokens"]
+    assert {f"mlm_accuracy_{a}", f"mlm_loss_{b}"} <= set(per)

@@ -42,9 +42,27 @@ def _data(cfg, tokenizer):
 
 def _eval_fn(dev, masker, cfg):
     def evaluate(trainer):
-        return evaluate_mlm(trainer.unwrapped.model, dev, masker, cfg.train.eval_batch_size,
-                            trainer.accelerator.device)
+        return evaluate_by_domain(trainer.unwrapped.model, dev, masker,
+                                  cfg.train.eval_batch_size, trainer.accelerator.device)
     return evaluate
+
+
+def evaluate_by_domain(model, dev, masker, batch_size: int = 64, device=None) -> dict:
+    """:func:`evaluate_mlm` over ``dev``; for a ``|`` corpus also each domain's figures
+    (``mlm_accuracy_<domain>``, ``mlm_loss_<domain>``), the overall ones pooled from them
+    (one pass over the blocks either way)."""
+    parts = dev.by_domain()
+    if not parts:
+        return evaluate_mlm(model, dev, masker, batch_size, device)
+    out, n, loss, correct = {}, 0, 0.0, 0.0
+    for d, enc in parts.items():
+        r = evaluate_mlm(model, enc, masker, batch_size, device)
+        out[f"mlm_accuracy_{d}"], out[f"mlm_loss_{d}"] = r["mlm_accuracy"], r["mlm_loss"]
+        n += r["masked_tokens"]
+        loss += r["mlm_loss"] * r["masked_tokens"]
+        correct += r["mlm_accuracy"] * r["masked_tokens"]
+    return {"mlm_accuracy": correct / max(n, 1), "mlm_loss": loss / max(n, 1),
+            "masked_tokens": n, **out}
 
 
 def _freeze_encoder(model) -> int:
@@ -153,5 +171,6 @@ def evaluate_mlm_model(ref: str, corpus: str, data_dir=None, block_size: int = 1
     _, dev = load_mlm(corpus, tok, block_size, heldout, data_dir, max_blocks)
     model = load_mlm_model(ref)
     masker = WholeWordMasker(tok, probability, seed)
-    return {"model": ref, "corpus": corpus, **evaluate_mlm(model, dev, masker, batch_size)}
+    return {"model": ref, "corpus": corpus,
+            **evaluate_by_domain(model, dev, masker, batch_size)}
 
