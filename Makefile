@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q -c constraints-cpu.txt torch 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install -q -c constraints-cpu.txt -e '.[test,sre,torchao]' 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q -c constraints-cpu.txt -e '.[test,sre,paraphrase,torchao]' 2>&1 | grep -v "is ignored" || true
 	$(PY) -c "import lmdistill, torch, transformers, accelerate"
 	touch $@
 

