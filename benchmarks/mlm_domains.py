@@ -25,10 +25,18 @@ Student settings: ``scratch`` (4 layers, 256 wide, 4 heads, FFN 1024, random ini
 teachers' vocabulary) and ``subset`` (layers [2, 5] of all-MiniLM-L6-v2, a fresh MLM head).
 
 Units (each writes its JSONs as it finishes; a later unit reuses what is on disk, else
-retrains the teachers deterministically from their seed):
+retrains the teachers deterministically from their seed): ``teachers``, then per student
+setting and seed the row groups ``a`` (nokd and the single teachers), ``b`` (uniform and the
+weightings) and ``c`` (``b`` at α = 1, soft targets only):
 
     .venv/bin/python benchmarks/mlm_domains.py --unit teachers
-    .venv/bin/python benchmarks/mlm_domains.py --unit scratch-s1      # subset-s1, scratch-s2 ...
+    .venv/bin/python benchmarks/mlm_domains.py --unit scratch-s1-a   # -b, -c; subset-s1-a ...
+
+Cost on this machine (Intel Xeon, AMX-BF16, 1 thread, bf16 chosen by the probe): a teacher
+step (32 × 64 tokens, 6 layers) ~2-3.5 s, so the three teachers (150 steps each, the third
+3 layers) take ~15-20 min; a student row of 300 steps ~8-20 min (KD rows read the cached
+top-k of three teachers; the cache, ~10k blocks a teacher, is built once a unit). A group
+of four rows plus the teachers and the cache fits the 75-minute unit.
 
 Writes ``results/mlmdom_teacher_<name>.json`` and
 ``results/mlmdom_<setting>[_a<alpha>]_<row>_s<seed>.json``.
@@ -53,15 +61,15 @@ from lmdistill.methods.mlm.run import evaluate_mlm_model
 DOMAINS = ("reviews", "questions", "literature")
 ap = argparse.ArgumentParser()
 ap.add_argument("--unit", required=True,
-                help="teachers, or <scratch|subset>-s<seed>")
+                help="teachers, or <scratch|subset>-s<seed>[-a|-b|-c]")
 ap.add_argument("--root", default="runs/bench/mlmdom")
 ap.add_argument("--teacher-steps", type=int, default=150)
 ap.add_argument("--steps", type=int, default=300, help="student steps")
 ap.add_argument("--eval-every", type=int, default=25)
-ap.add_argument("--blocks", type=int, default=3000, help="blocks of each domain in the study")
+ap.add_argument("--blocks", type=int, default=3600, help="blocks of each domain in the study")
 ap.add_argument("--alpha", type=float, default=0.5)
-ap.add_argument("--rows", default="nokd,single-reviews,single-questions,single-literature,"
-                                  "uniform,confidence,entropy,gold")
+ap.add_argument("--rows", default=None, help="comma-separated rows (default: the unit's "
+                                                "group, or all)")
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--smoke", action="store_true", help="a few steps and blocks; no result files")
 a = ap.parse_args()
@@ -180,11 +188,21 @@ def student_rows(setting: str, seed: int) -> None:
                       "seconds": round(time.time() - t0, 1)})
 
 
+GROUPS = {"a": ("nokd", *(f"single-{d}" for d in DOMAINS)),
+          "b": ("uniform", "confidence", "entropy", "gold")}
+GROUPS["c"] = GROUPS["b"]
 if a.unit == "teachers":
     for d in DOMAINS:
         teacher(d)
 else:
-    setting, _, s = a.unit.rpartition("-s")
-    if setting not in ("scratch", "subset") or not s.isdigit():
-        sys.exit(f"unknown unit '{a.unit}': teachers, or <scratch|subset>-s<seed>")
-    student_rows(setting, int(s))
+    parts = a.unit.split("-")
+    group = parts.pop() if parts[-1] in GROUPS else None
+    ok = len(parts) == 2 and parts[0] in ("scratch", "subset") and parts[1][:1] == "s" \
+        and parts[1][1:].isdigit()
+    if not ok:
+        sys.exit(f"unknown unit '{a.unit}': teachers, or <scratch|subset>-s<seed>[-a|-b|-c]")
+    if group == "c":
+        a.alpha = 1.0
+    if a.rows is None:
+        a.rows = ",".join(GROUPS[group] if group else GROUPS["a"] + GROUPS["b"])
+    student_rows(parts[0], int(parts[1][1:]))
