@@ -31,6 +31,13 @@ weightings) and ``c`` (``b`` at α = 1, soft targets only):
 
     .venv/bin/python benchmarks/mlm_domains.py --unit teachers
     .venv/bin/python benchmarks/mlm_domains.py --unit scratch-s1-a   # -b, -c; subset-s1-a ...
+    .venv/bin/python benchmarks/mlm_domains.py --unit nlu-scratch-s1
+
+``nlu-<setting>-s<seed>`` (item 5): the initial weights, the no-KD, uniform and ``--nlu-rows``
+students of that setting and seed (retrained from their seed when not on disk), each
+fine-tuned with a fresh head on SST-2 (8,000 rows, 1 epoch), MRPC (3 epochs) and RTE
+(2 epochs), same rows, steps, lr and seed for every student of a task; writes
+``results/mlmdomnlu_<setting>_<task>_<student>_s<seed>.json``.
 
 Cost on this machine (Intel Xeon, AMX-BF16, 1 thread, bf16 chosen by the probe): a teacher
 step (32 × 64 tokens, 6 layers) ~2-3.5 s, so the three teachers (150 steps each, the third
@@ -71,6 +78,7 @@ ap.add_argument("--alpha", type=float, default=0.5)
 ap.add_argument("--rows", default=None, help="comma-separated rows (default: the unit's "
                                                 "group, or all)")
 ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--nlu-rows", default="gold", help="nlu units: the weighted rows to fine-tune")
 ap.add_argument("--smoke", action="store_true", help="a few steps and blocks; no result files")
 a = ap.parse_args()
 if a.smoke:
@@ -144,20 +152,25 @@ def student_init(setting: str, seed: int) -> str:
     return str(d)
 
 
-def student_rows(setting: str, seed: int) -> None:
+def student_rows(setting: str, seed: int, need_models: bool = False) -> dict[str, str]:
+    """Train the rows (``a.rows``) not yet in results (``need_models``: also those whose model
+    is not on disk; their results are not written again); returns row -> model folder."""
     teachers = {d: teacher(d) for d in DOMAINS}
     init = student_init(setting, seed)
     tag = f"{setting}" + ("" if a.alpha == 0.5 else f"_a{a.alpha:g}")
     rows = {"nokd": None, **{f"single-{d}": [d] for d in DOMAINS},
             **{s: list(DOMAINS) for s in ("uniform", "confidence", "entropy", "gold")}}
+    models = {}
     for name in a.rows.split(","):
         if name == "nokd" and a.alpha != 0.5:
             continue  # no teacher: the same row at every alpha
         names = rows[name]
         result = f"mlmdom_{setting if names is None else tag}_{name}_s{seed}"
-        if (RESULTS / f"{result}.json").exists() and not a.smoke:
-            continue
         out = root / "study" / f"{result}"
+        models[name] = str(out / "model")
+        done = (RESULTS / f"{result}.json").exists() and not a.smoke
+        if done and not (need_models and not (out / "model" / "config.json").exists()):
+            continue
         common = {"data.task": CORPUS, "data.mlm_block_size": BLOCK,
                   "data.mlm_max_blocks": a.blocks, "data.mlm_static": True,
                   "output_dir": str(out), "train.seed": seed, "train.epochs": 1,
@@ -180,18 +193,48 @@ def student_rows(setting: str, seed: int) -> None:
         curve = [{k: v for k, v in r.items() if k == "step" or k.startswith("mlm_")}
                  for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
                  if r.get("type") == "eval"]
+        if done:
+            continue
         save(result, {"setting": setting, "alpha": None if names is None else a.alpha,
                       "row": name, "seed": seed, "teachers": names, "steps": a.steps,
                       "blocks_per_domain": a.blocks, "curve": curve, "final": curve[-1],
                       "student_params": res.get("student_params", res.get("params")),
                       "train_examples_per_s": res["train_examples_per_s"],
                       "seconds": round(time.time() - t0, 1)})
+    return models
+
+
+NLU = {"sst2": {"data.limit": 8000, "train.epochs": 1}, "mrpc": {"train.epochs": 3},
+       "rte": {"train.epochs": 2}}
+
+
+def nlu(setting: str, seed: int) -> None:
+    a.rows = ",".join(["nokd", "uniform", *a.nlu_rows.split(",")])
+    models = {"init": student_init(setting, seed), **student_rows(setting, seed, True)}
+    for task, over in NLU.items():
+        for st, model in models.items():
+            name = f"mlmdomnlu_{setting}_{task}_{st}_s{seed}"
+            if (RESULTS / f"{name}.json").exists() and not a.smoke:
+                continue
+            res = api.finetune(C.build(C.FinetuneConfig, overrides={
+                **over, "output_dir": str(root / "nlu" / setting / task / f"{st}-s{seed}"),
+                "data.task": task, "model.name": model, "train.lr": 1e-4,
+                "train.batch_size": 32, "train.seed": 42, "train.num_threads": a.threads,
+                "train.progress": False,
+                **({"data.limit": 64, "train.max_steps": 2} if a.smoke else {})}), resume=True)
+            save(name, {"setting": setting, "task": task, "student": st, "seed": seed,
+                        "student_model": model, **res})
 
 
 GROUPS = {"a": ("nokd", *(f"single-{d}" for d in DOMAINS)),
           "b": ("uniform", "confidence", "entropy", "gold")}
 GROUPS["c"] = GROUPS["b"]
-if a.unit == "teachers":
+if a.unit.startswith("nlu-"):
+    parts = a.unit.split("-")
+    if len(parts) != 3 or parts[1] not in ("scratch", "subset") or not parts[2][1:].isdigit():
+        sys.exit(f"unknown unit '{a.unit}': nlu-<scratch|subset>-s<seed>")
+    nlu(parts[1], int(parts[2][1:]))
+elif a.unit == "teachers":
     for d in DOMAINS:
         teacher(d)
 else:

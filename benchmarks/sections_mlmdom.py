@@ -135,7 +135,32 @@ def mlmdom_section(res: dict) -> list[str]:
                               f"{100 * own:.1f} ({'counts' if ok else 'does not count'})")
             out += ["Teachers on their own domain against this setting's no-KD student: "
                     + "; ".join(counts) + ".", ""]
+    out += mlmdom_nlu_section(res)
     first = next(iter(teachers.values()), None) or next(
         r for rows in by.values() for per in rows.values() for r in per.values())
     out += [f"Machine: {machine_line(first)}.", ""]
+    return out
+
+
+def mlmdom_nlu_section(res: dict) -> list[str]:
+    """Item 5: the study's students fine-tuned on SST-2, MRPC and RTE (accuracy, mean ± sd over
+    the study seeds), against the initial weights and the no-KD MLM student."""
+    rows = [r for k, r in res.items() if k.startswith("mlmdomnlu_")]
+    if not rows:
+        return []
+    by: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for r in rows:
+        by[r["setting"]][r["student"]][r["task"]].append(r["accuracy"])
+    tasks = ("sst2", "mrpc", "rte")
+    out = ["**After MLM distillation: the students fine-tuned with a fresh head** (dev "
+           "accuracy %, mean ± sd over study seeds; same rows, steps, lr and seed per task)", ""]
+    for setting, students in sorted(by.items()):
+        out += [f"Student `{setting}`:", "", "| student | " + " | ".join(tasks) + " |",
+                "|---|" + "---|" * len(tasks)]
+        for st in ("init", "nokd", "uniform", *WEIGHTED):
+            if st in students:
+                out.append(f"| {st} | " + " | ".join(_ms(students[st].get(t, []))
+                                                    for t in tasks) + " |")
+        out.append("")
+    out += [f"Command: `{rows[0]['command']}` (one unit per setting and seed).", ""]
     return out
