@@ -19,8 +19,9 @@ share of the steps is a warm-up of the weights alone (the architecture stays uni
   straight-through hard one-hots, temperature annealed exponentially from ``gumbel_start`` to
   ``gumbel_end``; the loss is Σ_K d_K·L_K. With ``sampled_forward`` (the default) only the
   sampled op of each edge and the cells up to the sampled depth are computed (GDAS, Dong & Yang
-  2019), ~16× cheaper than every op on the default supernet. ``warmup_forward=soft`` replaces the warm-up's samples by
-  the softmax itself over every op and depth (DARTS' mixture): every op trained at every step.
+  2019), ~16× cheaper than every op on the default supernet. ``warmup_forward=soft`` replaces
+  the warm-up's samples by the softmax itself over every op and depth (DARTS' mixture): every
+  op trained at every step.
 - architecture (``arch_gradient``): ``rloo`` (the default) estimates ∇E_a[L_K(a)] from
   ``arch_samples`` architectures sampled on the same batch, each one's loss against the mean of
   the others (REINFORCE with a leave-one-out baseline; Williams 1992, Kool et al. 2019):
