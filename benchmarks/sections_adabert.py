@@ -140,39 +140,68 @@ def adabert_section(res: dict) -> list[str]:
     return out
 
 
+def _syn_setting(r: dict) -> str:
+    """How a synthetic result's search differs from the defaults it records."""
+    st = r.get("settings") or {}
+    parts = [f"{st['warmup_forward']} warm-up" if st.get("warmup_forward") == "soft" else "",
+             "straight-through" if st.get("arch_gradient") == "straight-through" else ""]
+    return ", ".join(p for p in parts if p) or "defaults"
+
+
 def adabert_synthetic_section(res: dict) -> list[str]:
     """Issue 30's synthetic check: an ordered-bigram task only an order-aware op can solve,
-    searched at several β (one table per search length); which ops the derived cell kept."""
+    searched at several β; whether each budget keeps a convolution at the default β = 4 and
+    only cheap ops at β = 100."""
     rs = sorted((r for k, r in res.items() if k.startswith("adabertsyn_bigram")),
-                key=lambda r: r["steps"])
+                key=lambda r: (r["steps"], _syn_setting(r) != "defaults"))
     if not rs:
         return []
     out = ["### AdaBERT search on a task only a convolution can solve", "",
            f"Task: {rs[0]['task']}; label 1 for \"A B\", 0 for \"B A\" among random filler "
            "tokens. The head pools over positions, so identity and the (symmetric) pools "
-           "cannot tell the labels apart. Search: 2 cells at most, 2 nodes, width 16, costs = "
-           "parameter shares of the search space, no probes (γ = 0), seed "
-           f"{rs[0]['seed']}.", "",
-           "| search steps | β | cells | convolutions among the kept edges | derived cell | "
-           "search time (s) |", "|---|---|---|---|---|---|"]
+           "cannot tell the labels apart, nor can the dilated convolutions (they skip the "
+           "neighbour); conv 3/5/7 can. Search: 2 cells at most, 2 nodes, width 16, costs = "
+           "parameter shares of the search space, no probes (γ = 0), every other setting at "
+           "its default (architecture gradient: leave-one-out score function, "
+           "`adabert.arch_gradient=rloo`; a 20% warm-up of the weights with sampled ops), "
+           f"seed {rs[0]['seed']}. Cost = the search's L_E of the derived architecture; "
+           "accuracy = the derived architecture with the supernet's weights on the 256 "
+           "held-out rows (0.5 = chance).", "",
+           "| search steps | search | β | cells | conv 3/5/7 among the kept edges | derived cell "
+           "| cost | held-out accuracy | search time (s) |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    verdicts = []
     for r in rs:
+        how = _syn_setting(r)
         for row in r["rows"]:
             g = row["architecture"]
             cell = "; ".join(", ".join(f"{op}←{i}" for i, op in node) for node in g["nodes"])
-            out.append(f"| {r['steps']} | {row['beta']:g} | {g['cells']} | {row['convs']} of "
-                       f"{row['edges']} | {cell} | {row['seconds']:.0f} |")
-    at4 = [row["convs"] for r in rs for row in r["rows"] if row["beta"] == 4.0]
-    at0 = [row["convs"] for r in rs for row in r["rows"] if row["beta"] == 0.0]
-    if at4 and not any(at4):
-        out += ["", "**Target not met**: the issue asks for a convolution at the default "
-                "β = 4 and identity/pools at a large β. The search keeps convolutions only at "
-                f"β = 0 ({', '.join(map(str, at0))} of 4 edges); at every β > 0 tried it keeps "
-                "pools "
-                "and identity, at 1,500 search steps as at 300. With the expected-cost "
-                "efficiency loss and affine-free search convolutions the architecture gradient "
-                "does see the task (β = 0 picks convolutions), but the convolutions' weights, "
-                "trained only when sampled (GDAS), do not lower the loss by more than their "
-                "share of the cost: a weight warm-up before the architecture steps, or the full "
-                "(unsampled) forward, are the next things to measure."]
+            aware = row.get("order_aware", row["convs"])
+            cost = f"{row['cost']:.4f}" if "cost" in row else "–"
+            acc = f"{row['heldout_accuracy']:.2f}" if "heldout_accuracy" in row else "–"
+            out.append(f"| {r['steps']} | {how} | {row['beta']:g} | {g['cells']} | {aware} of "
+                       f"{row['edges']} | {cell} | {cost} | {acc} | {row['seconds']:.0f} |")
+        by = {row["beta"]: row for row in r["rows"]}
+        if 4.0 in by and 100.0 in by:
+            met = by[4.0].get("order_aware", 0) >= 1 and by[100.0]["convs"] == 0
+            costs = [row["cost"] for _, row in sorted(by.items()) if "cost" in row]
+            mono = all(a >= b for a, b in zip(costs, costs[1:]))
+            verdicts.append(f"{r['steps']} steps ({how}): "
+                            + ("**met**" if met else "**not met**")
+                            + (" (β = 4 keeps pools and identity)"
+                               if by[4.0].get("order_aware", 0) == 0 else "")
+                            + ("; the cost never rises with β" if mono else
+                               "; **the cost rises with β somewhere**"))
+    if verdicts:
+        out += ["", "Target (issue 30: a convolution at the default β = 4, identity/pools at "
+                "β = 100): " + "; ".join(verdicts) + ". Before the leave-one-out architecture "
+                "gradient (the straight-through Gumbel one) no search kept a convolution at any "
+                "β > 0 tried, at 300 steps as at 1,500: that gradient measured 2-6× smaller "
+                "(τ 0.2-1) than the gradient of the expected loss, while the cost term's is "
+                "exact (the reasons and figures are in "
+                "`lmdistill/methods/adabert/objective.py`). At 300 "
+                "steps the convolutions are not trained enough with sampled ops in the "
+                "warm-up; the soft warm-up trains every op at every step, at ~20× the cost of "
+                "a sampled step on the default supernet."]
     out += [""] + [f"Command: `{r['command']}`." for r in rs] + [machines_line(rs), ""]
     return out

@@ -230,7 +230,21 @@ class AdaBertSettings(Strict):
     arch_lr: float = Field(3e-3, gt=0)
     arch_weight_decay: float = Field(1e-3, ge=0)
     arch_start: float = Field(0.2, ge=0, le=1, description="share of search steps before the "
-                                                           "first architecture step")
+                                                           "first architecture step (the "
+                                                           "weights' warm-up)")
+    warmup_forward: Literal["sampled", "soft"] = Field(
+        "sampled", description="the weights' forward during the warm-up: sampled = one Gumbel "
+                               "sample, as after it; soft = every op and depth mixed by the "
+                               "architecture softmax (every op trained at every step, ~20x the "
+                               "cost of a sampled step on the default supernet)")
+    arch_gradient: Literal["rloo", "straight-through"] = Field(
+        "rloo", description="the task loss's architecture gradient: rloo = score function "
+                            "with a leave-one-out baseline over arch_samples sampled "
+                            "architectures (unbiased for the gradient of the expected loss); "
+                            "straight-through = the Gumbel-softmax straight-through gradient "
+                            "(GDAS)")
+    arch_samples: int = Field(2, ge=2, description="architectures sampled per architecture step "
+                                                   "(arch_gradient=rloo)")
     heldout: float = Field(0.2, gt=0, lt=1, description="share of the training rows held out "
                                                         "for architecture steps and probe losses")
     sampled_forward: bool = Field(True, description="compute only the sampled op per edge "

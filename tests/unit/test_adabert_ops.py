@@ -171,6 +171,55 @@ def test_search_loss_uses_the_expected_cost_under_the_architecture_softmax():
         assert float(out["eff"]) == pytest.approx(float(want.detach()))
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_rloo_architecture_gradient_is_the_gradient_of_the_expected_loss(n, monkeypatch):
+    """Issue 30: the score-function estimate with a leave-one-out baseline averages to
+    ∇_α E_{a~softmax(α)}[L(a)] (here L(a) = Σ_e T[e, a_e] + D[K], so the exact gradient is
+    p ⊙ (T − p·T) per edge), on the same footing as the exact ∇L_E."""
+    obj = _objective()
+    obj.s = obj.s.model_copy(update={"arch_samples": n, "beta": 0.0})
+    torch.nn.init.normal_(obj.op_logits)
+    torch.nn.init.normal_(obj.depth_logits)
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(obj.op_logits.shape, generator=g)
+    dtable = torch.randn(obj.depth_logits.shape, generator=g)
+
+    def fake(batch, op_w, depth_w, sampled=None):
+        return {"task": (op_w * table).sum() + (depth_w * dtable).sum()}
+
+    monkeypatch.setattr(obj, "search_loss", fake)
+    torch.manual_seed(0)
+    grads = []
+    for _ in range(4000):
+        arch = obj.arch_parameters()
+        grads.append(torch.cat([gr.flatten() for gr in torch.autograd.grad(
+            obj.rloo_loss({})["surrogate"], arch)]))
+    grads = torch.stack(grads)
+    mean, se = grads.mean(0), grads.std(0) / len(grads) ** 0.5
+    p, pd = obj.op_logits.detach().softmax(-1), obj.depth_logits.detach().softmax(0)
+    exact = torch.cat([(p * (table - (p * table).sum(-1, keepdim=True))).flatten(),
+                       pd * (dtable - (pd * dtable).sum())])
+    assert exact.abs().max() > 10 * se.max()  # the average resolves the gradient
+    assert ((mean - exact).abs() <= 4 * se + 1e-6).all(), (mean - exact).abs().max()
+
+
+def test_soft_warm_up_trains_every_op_and_sampled_steps_one_per_edge():
+    obj = _objective()
+    obj.s = obj.s.model_copy(update={"warmup_forward": "soft", "arch_start": 0.5})
+    obj.on_step_begin(0, 10)  # warming up: the architecture softmax, every op computed
+    op_w, depth_w, sampled = obj.weight_sample()
+    assert not sampled and torch.allclose(op_w, obj.op_logits.softmax(-1))
+    obj.search_loss(_batch(), op_w, depth_w, sampled)["loss"].backward()
+    convs = [e[o] for cell in obj.model.cells for e in cell.edges for o in range(3)]
+    assert all(c.conv.weight.grad is not None for c in convs)
+    obj.zero_grad(set_to_none=True)
+    obj.on_step_begin(5, 10)  # after it: a one-hot sample, only the sampled ops trained
+    op_w, depth_w, sampled = obj.weight_sample()
+    assert sampled and torch.equal(op_w.sum(-1), torch.ones(len(op_w)))
+    obj.search_loss(_batch(), op_w, depth_w, sampled)["loss"].backward()
+    assert not all(c.conv.weight.grad is not None for c in convs)
+
+
 def test_search_convs_have_no_affine_norm_and_derived_convs_do():
     """Issue 30: an affine LayerNorm after a conv gives it an architecture gradient that
     vanishes near the norm's stationary point; the supernet's convs have none."""
