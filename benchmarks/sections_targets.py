@@ -62,7 +62,8 @@ def targets_section(res: dict) -> list[str]:
                     f"{100 * best['accuracy'] / te['accuracy']:.1f}%",
                     best["batch32"]["speedup"] >= 4)
     mfs = res.get("wsd_mfs")
-    studs = [(k[4:], r) for k, r in res.items() if k.startswith(("wsd_student", "wsd_prior_st"))]
+    studs = [(k[4:], r) for k, r in res.items() if k.startswith(("wsd_student", "wsd_prior_st"))
+             and "ALL" in r.get("prior_tuned", r)["sets"]]
     if mfs and studs:
         def all_f1(r):
             return (r["prior_tuned"]["sets"] if "prior_tuned" in r else

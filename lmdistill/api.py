@@ -1,5 +1,5 @@
-"""The Python API behind every CLI command: ``finetune``, ``distill``, ``search`` (AdaBERT), ``metakd``, ``evaluate_wsd``, ``augment``, ``l2a``,
-``evaluate``. The CLI only parses arguments and calls these.
+"""The Python API behind every CLI command: ``finetune``, ``distill``, ``search`` (AdaBERT), ``metakd``, ``evaluate_wsd``, ``lexical_kd``, ``augment``,
+``l2a``, ``evaluate``. The CLI only parses arguments and calls these.
 
 A run directory holds::
 
@@ -121,6 +121,13 @@ def evaluate_wsd(model: str | None, sets=("SE2", "SE3", "SE07", "SE13", "SE15", 
     if prior_weights and model is not None and tune_on in res["sets"]:
         res["prior_tuned"] = tune_prior(res, tune_on)
     return res
+
+
+def lexical_kd(cfg: C.LexicalKDConfig, resume: bool = False) -> dict:
+    """``lmdistill lexical-kd`` (see :mod:`lmdistill.methods.lexical.lexkd_run`)."""
+    from .methods.lexical.lexkd_run import lexical_kd as run
+
+    return run(cfg, resume)
 
 
 def augment(method: str, output, task: str | None = None, input_file: str | None = None,

@@ -220,6 +220,33 @@ def wsd(
     _print_result(res)
 
 
+@app.command("lexical-kd")
+def lexical_kd(
+    teacher_vectors: Optional[str] = typer.Option(None, help="the NN sense teacher's folder "
+                                                  "(lmdistill wsd --sense-vectors DIR)"),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "--out"),
+    data_dir: Optional[str] = typer.Option(None, envvar="LMDISTILL_DATA"),
+    limit: Optional[int] = typer.Option(None, help="seeded subset of the training sentences"),
+    epochs: Optional[float] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    resume: bool = typer.Option(False),
+    config: Optional[str] = CONFIG,
+    override: Optional[list[str]] = OVERRIDE,
+):
+    """Lexical KD: a small student learns the NN sense teacher's token vectors on its corpus
+    (and/or a softmax over candidate senses), then is scored as an NN sense encoder on the
+    Raganato sets (-o lexical.kd_weight=0 -o lexical.sense_weight=1
+    -o lexical.sense_table=learned: the student trained on the senses directly, no teacher)."""
+    from . import api
+
+    flags = _flags(**{"lexical.teacher_vectors": teacher_vectors, "output_dir": output_dir,
+                      "data.data_dir": data_dir, "data.limit": limit, "train.epochs": epochs,
+                      "train.seed": seed})
+    cfg = C.build(C.LexicalKDConfig, config, {**flags, **dict(map(C.parse_override,
+                                                                   override or []))})
+    _print_result(api.lexical_kd(cfg, resume=resume))
+
+
 @app.command()
 def augment(
     method: str = typer.Option("eda", help="eda | cbert"),

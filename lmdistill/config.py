@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from .errors import ConfigError
 from .names import FEATURES, LOSSES, STRATEGIES, STUDENT_KINDS
@@ -321,6 +322,64 @@ class MetaKDConfig(Strict):
     train: TrainConfig = Field(TrainConfig(lr=1e-4, epochs=3.0), description="students "
                                "(the no-KD baseline uses train.epochs; the KD stages "
                                "metakd.stage1_epochs and metakd.stage2_epochs)")
+
+
+WSD_SETS = ["SE2", "SE3", "SE07", "SE13", "SE15", "ALL"]
+
+
+class LexicalSettings(Strict):
+    """Lexical KD (``lmdistill lexical-kd``): the student's vector of every tagged token learns
+    the NN sense teacher's (``kd_weight``) and/or a softmax over the token's candidate senses
+    (``sense_weight``); see :mod:`lmdistill.methods.lexical.lexkd`."""
+    teacher_vectors: str | None = Field(None, description="the NN sense teacher's folder "
+                                        "(lmdistill wsd --sense-vectors): its encoder, corpus, "
+                                        "held-out documents and sense vectors (required)")
+    kd_weight: Schedulable = Field(1.0, description="weight of the teacher-vector term "
+                                   "(0: no KD; the student then never sees a teacher vector)")
+    kd_loss: Literal[LOSSES["hidden"]] = Field("cosine", description="the teacher-vector "
+                                                "term: 1 - cos, or MSE")
+    teacher_layers: list[int] | None = Field(None, description="teacher hidden states "
+                                             "averaged into the target (default: the "
+                                             "teacher's tuned layers)")
+    student_layer: int = Field(-1, description="the student hidden state that learns it")
+    sense_weight: Schedulable = Field(0.0, description="weight of the candidate-sense "
+                                      "softmax term")
+    sense_table: Literal["teacher", "learned"] = Field(
+        "teacher", description="the sense vectors of that softmax: the teacher's SemCor means "
+        "(fixed), or a table trained with the student from its own initial means (no teacher)")
+    sense_target: Literal["gold", "teacher"] = Field(
+        "gold", description="gold: cross-entropy with the gold sense; teacher: KL to the "
+        "teacher vector's own softmax over the same candidates")
+    temperature: Schedulable = Field(0.1, description="the sense softmax's logits are "
+                                     "cos / temperature")
+    table_lr: float = Field(1e-3, gt=0, description="learning rate of a learned table")
+    eval_sets: list[str] = Field(default_factory=lambda: list(WSD_SETS),
+                                 description="Raganato sets the student is scored on")
+    cache_dir: str | None = Field(None, description="teacher target vectors, computed once "
+                                  "(default: $LMDISTILL_CACHE/lexical)")
+
+    @field_validator("kd_weight", "sense_weight", "temperature")
+    @classmethod
+    def _schedule_in_range(cls, v, info):
+        return checked_schedule(v, info.field_name)
+
+    @model_validator(mode="after")
+    def _some_term(self):
+        w = [make_schedule(x, total_steps=1) for x in (self.kd_weight, self.sense_weight)]
+        if not any(s.start or s.end for s in w):
+            raise ValueError("kd_weight and sense_weight are both 0: nothing to train")
+        return self
+
+
+class LexicalKDConfig(Strict):
+    kind: Literal["lexical"] = "lexical"
+    output_dir: str = "runs/lexical"
+    data: DataConfig = Field(DataConfig(task="semcor", eval_split="heldout"),
+                             description="task: the teacher's corpus (checked); limit: a "
+                             "seeded subset of its training sentences; max_length: wordpieces")
+    student: StudentConfig = StudentConfig(num_layers=2)
+    lexical: LexicalSettings = LexicalSettings()
+    train: TrainConfig = TrainConfig(lr=1e-4, epochs=1.0)
 
 
 def set_path(d: dict, dotted: str, value: Any) -> None:

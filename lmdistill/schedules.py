@@ -137,7 +137,9 @@ def make_schedule(spec: Any, total_steps: int | None = None) -> Schedule:
 #: the ranges KD weights and temperatures must stay in: (low, high, low end open)
 RANGES: dict[str, tuple[float, float, bool]] = {
     "alpha": (0.0, 1.0, False), "beta": (0.0, math.inf, False),
-    "temperature": (0.0, math.inf, True)}
+    "temperature": (0.0, math.inf, True),
+    # lexical KD (lmdistill.config.LexicalSettings): the two loss weights
+    "kd_weight": (0.0, math.inf, False), "sense_weight": (0.0, math.inf, False)}
 
 
 def check_range(sched: Schedule, name: str, spec: Any = None) -> Schedule:

@@ -260,6 +260,22 @@ def evaluation_set(name: str, data_dir=None) -> tuple[list[Sentence], dict[str, 
     return read_raganato(xml, key)
 
 
+def load_corpus(spec: str, data_dir=None) -> tuple[list[Sentence], dict[str, list[str]]]:
+    """A training corpus by name: any :func:`evaluation_set` name (``semcor``, ``SE13``, ...),
+    or ``name:N`` for its first N documents (documents: the first part of sentence ids, in
+    sorted order), for small runs and tests."""
+    name, _, n = spec.partition(":")
+    sents, gold = evaluation_set(name, data_dir)
+    if not n:
+        return sents, gold
+    if not n.isdigit() or int(n) < 1:
+        raise DataError(f"corpus '{spec}': the part after ':' is a number of documents (>= 1)")
+    keep = set(sorted({s.id.split(".")[0] for s in sents})[:int(n)])
+    sents = [s for s in sents if s.id.split(".")[0] in keep]
+    ids = {t.id for s in sents for _, t in s.instances}
+    return sents, {i: k for i, k in gold.items() if i in ids}
+
+
 def score(gold: dict[str, list[str]], pred: dict[str, str | list[str]]) -> dict:
     """The official scorer: precision, recall, F1 (and counts). ``pred`` maps instance ids to a
     key or a list of keys (fractional credit); an id not in ``gold`` is an error."""

@@ -49,6 +49,13 @@ BAD = [  # (config class, override, the field the one-line error must name)
     (C.MetaKDConfig, {"teacher_train.lr": -1}, "teacher_train.lr"),
     (C.L2AConfig, {"l2a.selector_lr": 0}, "l2a.selector_lr"),
     (C.L2AConfig, {"kd.alpha": 2}, "kd.alpha"),
+    (C.LexicalKDConfig, {"lexical.kd_weight": -1}, "lexical.kd_weight"),
+    (C.LexicalKDConfig, {"lexical.sense_weight": "linear:1:-1"}, "lexical.sense_weight"),
+    (C.LexicalKDConfig, {"lexical.temperature": 0}, "lexical.temperature"),
+    (C.LexicalKDConfig, {"lexical.kd_weight": 0}, "lexical"),  # and sense_weight 0: nothing
+    (C.LexicalKDConfig, {"lexical.kd_loss": "kl"}, "lexical.kd_loss"),
+    (C.LexicalKDConfig, {"lexical.table_lr": 0}, "lexical.table_lr"),
+    (C.LexicalKDConfig, {"data.limit": 0}, "data.limit"),
 ]
 
 
@@ -67,6 +74,9 @@ def test_good_settings_still_build():
                                                            {"hidden": "cosine"})
     C.build(C.DistillConfig, overrides={"kd.temperature": {"kind": "cosine", "start": 4,
                                                            "end": 1}})
+    c = C.build(C.LexicalKDConfig, overrides={"lexical.kd_weight": 0, "lexical.sense_weight":
+                                              "linear:0:1", "lexical.temperature": 0.05})
+    assert (c.lexical.kd_weight, c.lexical.sense_weight) == (0, "linear:0:1")
 
 
 def test_cli_refuses_a_bad_alpha_before_loading_anything(capsys):

@@ -8,6 +8,14 @@ import torch
 
 
 # ------------------------------------------------------------------ encoder
+def tokenize_words(tok, word_lists: list[list[str]], max_length: int):
+    """Wordpieces of sentences given as words (``_`` in a word becomes a space; an empty word
+    ``-``), truncated to ``max_length``; ``enc.word_ids(i)`` maps pieces back to words. The
+    one tokenization of target words (the NN teacher's and the lexical-KD student's)."""
+    words = [[w.replace("_", " ") or "-" for w in ws] for ws in word_lists]
+    return tok(words, is_split_into_words=True, truncation=True, max_length=max_length)
+
+
 class TokenEncoder:
     """Contextual vectors of target words: ``enc(items)`` with items ``(words, targets)``
     (each target a list of word positions) returns per item an array [T, H, d] (the mean of
@@ -30,9 +38,7 @@ class TokenEncoder:
     @torch.inference_mode()
     def __call__(self, items: list[tuple[list[str], list[list[int]]]], progress: bool = False,
                  desc: str = "encode") -> list[np.ndarray]:
-        words = [[w.replace("_", " ") or "-" for w in ws] for ws, _ in items]
-        enc = self.tok(words, is_split_into_words=True, truncation=True,
-                       max_length=self.max_length)
+        enc = tokenize_words(self.tok, [ws for ws, _ in items], self.max_length)
         lens = [len(x) for x in enc["input_ids"]]
         order = sorted(range(len(items)), key=lambda i: lens[i])
         batches, cur = [], []

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data.wordnet import load_wordnet, senses
-from ...data.wsd import Sentence, evaluation_set
+from ...data.wsd import Sentence, load_corpus
 from ...errors import DataError
 from .encoder import (TokenEncoder, _unit, combine_layers, flat_scores, nn_predict,  # noqa: F401
                       pick)
@@ -96,15 +96,16 @@ def build_sense_vectors(out: str | Path, encoder: str = "minilm-l6", corpus="sem
                         max_length: int = 512, batch_tokens: int = 8192,
                         chunk_sentences: int = 2000, progress: bool = False,
                         encode=None) -> dict:
-    """One encoder pass over ``corpus`` (SemCor, any Raganato set name, or a ``(sentences,
-    gold)`` pair; documents are the first part of sentence ids) → the folder ``out`` (see the
+    """One encoder pass over ``corpus`` (SemCor, any Raganato set name, ``name:N`` for its
+    first N documents, or a ``(sentences, gold)`` pair; documents are the first part of
+    sentence ids) → the folder ``out`` (see the
     module docstring). ``encode``: a :class:`TokenEncoder`-like callable
     (default: ``TokenEncoder(encoder)``). Returns the index (without the key list)."""
     out = Path(out)
     if (out / "index.json").exists():
         return _index(out)
     t0 = time.time()
-    sents, gold = (evaluation_set(corpus, data_dir) if isinstance(corpus, str) else corpus)
+    sents, gold = (load_corpus(corpus, data_dir) if isinstance(corpus, str) else corpus)
     corpus = corpus if isinstance(corpus, str) else "given"
     enc = encode or TokenEncoder(encoder, max_length, batch_tokens)
     docs = sorted({s.id.split(".")[0] for s in sents})
