@@ -12,7 +12,8 @@ ROOT = Path(lmdistill.__file__).parent
 
 #: floor of each top-level part; a module may import only its own floor and lower ones
 FLOORS = {
-    "errors": 0, "names": 0, "schedules": 0, "cache": 0, "config": 1, "hardware": 1,
+    "errors": 0, "names": 0, "schedules": 0, "cache": 0, "config_io": 0, "config": 1,
+    "hardware": 1,
     "data": 2, "losses": 2, "mapping": 2, "models": 2, "report": 2,
     "teachers": 3, "train": 3,
     "augment": 4, "methods": 5, "bench": 5, "compress": 6,
