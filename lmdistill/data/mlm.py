@@ -72,7 +72,9 @@ def corpus_lines(spec: str, data_dir: str | Path | None = None) -> Iterator[str]
     """The non-blank lines of a corpus (see the module doc), streamed."""
     from .registry import data_dir as resolve
 
-    for part in "+".join(ALIASES.get(x, x) for x in spec.split("+")).split("+"):
+    whole = Path(spec).expanduser().exists()  # a path may itself hold a '+'
+    for part in [spec] if whole else "+".join(ALIASES.get(x, x)
+                                             for x in spec.split("+")).split("+"):
         p = Path(part).expanduser()
         if p.exists():
             files = sorted(p.rglob("*.txt")) if p.is_dir() else [p]
@@ -226,7 +228,7 @@ def load_mlm(spec: str, tokenizer, block_size: int = 128, heldout: float = 0.05,
     """``(train, heldout)`` token blocks of corpus ``spec`` (``mlm:`` prefix optional); with
     ``|`` each domain separately (``max_blocks`` a domain), then joined."""
     spec = spec[4:] if spec.startswith("mlm:") else spec
-    if "|" in spec:
+    if "|" in spec and not Path(spec).expanduser().exists():
         names = spec.split("|")
         if len(set(names)) < len(names) or not all(names):
             raise DataError(f"corpus '{spec}': each domain once, none empty")

@@ -260,3 +260,14 @@ def test_domains_are_blocked_and_split_as_alone_and_scored_per_domain(tok, tiny_
     assert per["mlm_loss"] == pytest.approx(whole["mlm_loss"], rel=1e-5)
     assert per["masked_tokens"] == whole["masked_tokens"]
     assert {f"mlm_accuracy_{a}", f"mlm_loss_{b}"} <= set(per)
+
+
+def test_a_corpus_path_may_hold_a_plus_or_a_bar(tok, tmp_path):
+    """A file whose path has '+' or '|' (run folders like ``full-books+dvd``) is one corpus,
+    not several."""
+    d = tmp_path / "books+dvd|x"
+    d.mkdir()
+    f = d / "text.txt"
+    f.write_text("".join(f"line {i} of some words for the blocks here .\n" for i in range(400)))
+    train, held = load_mlm(str(f), tok, block_size=16, heldout=0.2)
+    assert len(train) > 0 and len(held) > 0 and train.domains is None
