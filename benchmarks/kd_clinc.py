@@ -156,7 +156,10 @@ for seed in a.seeds:
                 **common, "output_dir": str(out), "teacher.name": str(teacher),
                 "student.kind": "pretrained", "student.base": str(init),
                 **schedule, "train.seed": seed, "kd.temperature": tau,
-                "kd.reference": str(nokd_dir)}), resume=True)
+                # the no-KD run as the report's reference when it has finished (a KD row may
+                # run beside its no-KD row; the tables read both rows' own results)
+                "kd.reference": str(nokd_dir) if (nokd_dir / "metrics.json").exists()
+                else None}), resume=True)
         test = api.evaluate(str(out / "model"), "clinc150", "test", progress=False)
         cal = res.get("teacher_calibration", {})
         res = {k2: v for k2, v in res.items() if k2 != "teacher_calibration"} | {
